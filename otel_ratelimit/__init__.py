@@ -1,0 +1,29 @@
+"""otel_ratelimit: outbound API rate limiting for web apps, observable end to end."""
+
+from __future__ import annotations
+
+from .errors import ConfigurationError, RateLimitError, RateLimitExceeded, StorageError
+from .headers import Observation, Quota, parse_headers
+from .limiter import RateLimiter
+from .limits import AdaptiveConfig, Limit
+from .presets import PRESETS, Preset, register_preset
+from .status import PolicyStatus, RateLimitStatus
+
+__all__ = [
+    "PRESETS",
+    "AdaptiveConfig",
+    "ConfigurationError",
+    "Limit",
+    "Observation",
+    "PolicyStatus",
+    "Preset",
+    "Quota",
+    "RateLimitError",
+    "RateLimitExceeded",
+    "RateLimitStatus",
+    "RateLimiter",
+    "StorageError",
+    "parse_headers",
+    "register_preset",
+]
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,139 @@
+"""One limiting flow for sync and async code: a sans-I/O generator and its two small drivers.
+
+The flow yields what it needs done (reserve a slot, sleep, send, observe, give a slot back);
+``drive`` does it with blocking calls and ``adrive`` with awaits. The decisions live in the
+flow and the engine, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from .engine import Grant, KeyConfig, Outcome
+from .errors import RateLimitExceeded
+from .headers import parse_headers
+from .storage import Storage
+
+__all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
+
+R = TypeVar("R")
+COST_EXTENSION = "otel_ratelimit.cost"
+
+
+class _Response(Protocol):
+    status_code: int
+    headers: Any
+
+
+class _URL(Protocol):
+    host: str
+    port: int | None
+    scheme: str
+
+
+class _Request(Protocol):
+    url: Any
+    extensions: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One thing the flow asks its driver to do: a storage call, a sleep or a send."""
+
+    name: str  # "acquire" | "observe" | "release" | "sleep" | "send"
+    args: tuple[Any, ...]
+
+
+Flow = Generator[Op, Any, R]
+
+
+class Core:
+    """Decides keys and per-key configuration and runs the limiting flow around one send."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        configure: Callable[[str], KeyConfig],
+        *,
+        max_wait: float,
+        raise_on_limit: bool,
+        headers_map: Mapping[str, str] | None,
+    ) -> None:
+        self.storage = storage
+        self.configure = configure
+        self.max_wait = max_wait
+        self.raise_on_limit = raise_on_limit
+        self.headers_map = headers_map
+
+    def flow(self, request: _Request) -> Flow[_Response]:
+        """Reserve, wait, send, learn: the whole life of one outbound request."""
+        key = key_for(request.url)
+        config = self.configure(key)
+        cost = float(request.extensions.get(COST_EXTENSION, 1))
+        budget = 0.0 if self.raise_on_limit else self.max_wait
+        grant: Grant = yield Op("acquire", (key, config, cost, budget))
+        if not grant.ok:
+            raise RateLimitExceeded(key, grant.wait)
+        if grant.wait > 0:
+            try:
+                yield Op("sleep", (grant.wait,))
+            except BaseException:
+                yield Op("release", (key, config, grant))  # a cancelled waiter gives its place back
+                raise
+        response: _Response = yield Op("send", (request,))
+        obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
+        _: Outcome = yield Op("observe", (key, config, grant.ticket, response.status_code, obs))
+        return response
+
+
+def key_for(url: _URL) -> str:
+    """The limiter key of a URL: its host, with the port when it is not the scheme's default."""
+    host = url.host.lower()
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
+def drive(flow: Flow[R], storage: Storage, send: Callable[[Any], Any]) -> R:
+    """Run a flow with blocking calls (threads)."""
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            if op.name == "sleep":
+                time.sleep(op.args[0])
+            elif op.name == "send":
+                result = send(op.args[0])
+            else:
+                result = getattr(storage, op.name)(*op.args)
+        except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
+            error = exc
+
+
+async def adrive(flow: Flow[R], storage: Storage, send: Callable[[Any], Awaitable[Any]]) -> R:
+    """Run a flow with awaits (asyncio); nothing here blocks the event loop."""
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            if op.name == "sleep":
+                await asyncio.sleep(op.args[0])
+            elif op.name == "send":
+                result = await send(op.args[0])
+            else:
+                result = await getattr(storage, "a" + op.name)(*op.args)
+        except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
+            error = exc

@@ -1,0 +1,269 @@
+"""The decision core: when may a request to a key go, and what did its response teach us.
+
+Pure and sans-I/O: every function takes the time as ``now`` and mutates only the
+``KeyState`` it is given, so memory, SQLite and Redis (in Lua) make the same decisions.
+
+A key holds three kinds of policies, all checked in one step:
+
+* configured limits (``set_limit``, presets, ``default_limits``): GCRA buckets;
+* windows learned from response headers: the remaining quota, less what was admitted after
+  the measured request (it was in flight), paced evenly until the reset;
+* an adaptive rate (AIMD) where the API announces nothing, learned from its pushbacks.
+
+``acquire`` reserves the earliest slot that every policy allows and returns how long to
+wait for it, so concurrent callers queue in order instead of racing at the reset.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .headers import Observation, Quota
+from .limits import AdaptiveConfig, Limit
+
+__all__ = [
+    "Grant",
+    "KeyConfig",
+    "KeyState",
+    "Outcome",
+    "Window",
+    "acquire",
+    "observe",
+    "release",
+]
+
+PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
+DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
+_ADAPTIVE = "~adaptive"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """What is configured for one key: limits, adaptive learning and pushback handling."""
+
+    limits: tuple[Limit, ...] = ()
+    adaptive: AdaptiveConfig | None = None
+    backoff_status_codes: frozenset[int] = frozenset({429, 503})
+    cooldown: float = 1.0  # pause after a pushback that names no Retry-After (doubles per strike)
+    max_cooldown: float = 300.0
+
+
+@dataclass(slots=True)
+class Window:
+    """A quota learned from headers: ``base`` left at ``start``, ``spent`` since, resets at ``end``."""
+
+    limit: float
+    start: float
+    end: float
+    base: float
+    spent: float = 0.0
+    length: float = 0.0  # the window's length when known or estimated (0: unknown)
+    seq: float = 0.0  # ticket of the response this estimate came from
+    assumed: bool = False  # rolled past a reset by ourselves, not yet confirmed by the server
+
+
+@dataclass(slots=True)
+class KeyState:
+    """Everything stored for one key."""
+
+    seq: float = 0.0  # cost admitted so far; orders responses against later admissions
+    cooldown_until: float = 0.0
+    strikes: int = 0  # pushbacks since the last success
+    tats: dict[str, float] = field(default_factory=dict)  # GCRA theoretical arrival times
+    windows: dict[str, Window] = field(default_factory=dict)
+    rate: float | None = None  # adaptive rate; None until the API first pushes back
+    probe_start: float = 0.0  # when success counting for the first rate estimate began
+    probe_ok: float = 0.0
+    decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for
+    touched: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An acquire's answer: go after ``wait`` seconds (when ``ok``), holding ``ticket``."""
+
+    ok: bool
+    wait: float
+    at: float  # when the slot is, on the store's clock
+    ticket: float
+    cost: float
+    policy: str  # the policy that decided the wait ("" when nothing made it wait)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a response changed: a backoff (and why), and the adaptive rate after it."""
+
+    backoff: str | None = None  # "retry_after", "status_429", ...
+    cooldown: float = 0.0
+    rate: float | None = None
+    header_errors: int = 0
+
+
+def _gcra_earliest(tat: float, t: float, cost: float, rate: float, burst: float) -> float:
+    interval = 1.0 / rate
+    # A cost above the burst can never fit; let it through when the bucket is full (no livelock).
+    return max(t, tat - (burst - min(cost, burst)) * interval)
+
+
+def roll_window(w: Window, t: float) -> Window:
+    """The window in force at time ``t``: past ``end`` a fresh one with the whole limit."""
+    if t < w.end:
+        return w
+    length = w.length if w.length > 0 else w.end - w.start
+    length = max(length, 1e-3)
+    skipped = math.floor((t - w.end) / length)
+    start = w.end + skipped * length
+    return Window(w.limit, start, start + length, w.limit, 0.0, w.length, w.seq, assumed=True)
+
+
+def window_earliest(w: Window, t: float, cost: float) -> float:
+    w = roll_window(w, t)
+    t = max(t, w.start)
+    if w.spent + cost > w.base or (cost == 0 and w.spent >= w.base):
+        if w.spent == 0 and w.base >= w.limit:
+            return t  # bigger than the whole quota: let it go on a fresh window
+        return window_earliest(w, w.end, cost)
+    burst = min(w.base, max(1.0, math.ceil(w.base * PACE_BURST)))
+    need = w.spent + cost - burst
+    if need <= 0 or w.base <= burst:
+        return t
+    return max(t, w.start + need * (w.end - w.start) / (w.base - burst))
+
+
+def _policies(
+    state: KeyState, config: KeyConfig
+) -> list[tuple[str, float, float, float]]:
+    """The GCRA policies in force: (name, tat, rate, burst)."""
+    out = [
+        (lim.name, state.tats.get(lim.name, 0.0), lim.rate, lim.burst) for lim in config.limits
+    ]
+    if config.adaptive is not None and state.rate is not None and not state.windows:
+        out.append((_ADAPTIVE, state.tats.get(_ADAPTIVE, 0.0), state.rate, 1.0))
+    return out
+
+
+def acquire(
+    state: KeyState, config: KeyConfig, now: float, cost: float, max_wait: float
+) -> Grant:
+    """Reserve the earliest slot every policy allows; refuse (state untouched) past max_wait."""
+    gcras = _policies(state, config)
+    t, policy = max(now, state.cooldown_until), ""
+    if t > now:
+        policy = "cooldown"
+    for _ in range(8):  # policies push each other later; a few rounds reach the fixed point
+        moved = False
+        for name, tat, rate, burst in gcras:
+            at = _gcra_earliest(tat, t, cost, rate, burst)
+            if at > t:
+                t, policy, moved = at, name, True
+        for name, w in state.windows.items():
+            at = window_earliest(w, t, cost)
+            if at > t:
+                t, policy, moved = at, name, True
+        if not moved:
+            break
+    wait = t - now
+    if wait > max_wait:
+        return Grant(False, wait, t, state.seq, cost, policy)
+    for name, tat, rate, _ in gcras:
+        state.tats[name] = max(tat, t) + cost / rate
+    for name, w in list(state.windows.items()):
+        w = roll_window(w, t)
+        w.spent += cost
+        state.windows[name] = w
+    if state.probe_start == 0.0:
+        state.probe_start = now
+    state.seq += cost
+    state.touched = now
+    return Grant(True, wait, t, state.seq, cost, policy)
+
+
+def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> None:
+    """Give back a slot whose request never went out (cancelled or timed out while waiting)."""
+    for name, tat, rate, _ in _policies(state, config):
+        state.tats[name] = max(now, tat - grant.cost / rate)
+    for w in state.windows.values():
+        if w.start <= grant.at < w.end:  # only the window the slot was taken from
+            w.spent = max(0.0, w.spent - grant.cost)
+
+
+def observe(
+    state: KeyState,
+    config: KeyConfig,
+    now: float,
+    ticket: float,
+    status: int,
+    obs: Observation,
+) -> Outcome:
+    """Fold one response into the key: learned windows, cooldowns and the adaptive rate."""
+    state.touched = now
+    after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers
+    for quota in obs.quotas:
+        _learn(state, quota, now, ticket, after)
+    pushback = status in config.backoff_status_codes or (
+        obs.retry_after is not None and status >= 400
+    )
+    if not pushback:
+        if status < 500:  # 5xx is neither a success nor a pushback: never speed up on it
+            _succeed(state, config)
+        return Outcome(rate=state.rate, header_errors=obs.errors)
+    if obs.retry_after is not None:
+        reason, cooldown = "retry_after", min(obs.retry_after, config.max_cooldown)
+    else:
+        reason = f"status_{status}"
+        cooldown = min(config.cooldown * 2 ** min(state.strikes, 10), config.max_cooldown)
+    state.cooldown_until = max(state.cooldown_until, now + cooldown)
+    if ticket > state.decrease_seq:  # the first pushback for traffic sent since the last one
+        state.strikes += 1
+        state.decrease_seq = state.seq
+        _decrease(state, config, now, cooldown)
+    return Outcome(reason, cooldown, state.rate, obs.errors)
+
+
+def _learn(state: KeyState, quota: Quota, now: float, ticket: float, after: float) -> None:
+    if quota.remaining is None:
+        return  # a policy without a count says nothing we can hold requests to
+    limit = quota.limit if quota.limit is not None else quota.remaining
+    ttr = quota.reset_after
+    old = state.windows.get(quota.policy)
+    length = quota.window or max(old.length if old else 0.0, ttr or 0.0)
+    if ttr is None:
+        ttr = old.end - now if old and old.end > now else (length or DEFAULT_RESET)
+    end = now + ttr
+    estimate = max(0.0, min(quota.remaining, limit) - after)
+    if old is not None:
+        tolerance = min(1.0, 0.5 * length)  # resets often come rounded to whole seconds
+        if old.assumed and end <= old.start + tolerance:
+            return  # measured before a reset this key has already moved past
+        if ticket < old.seq:  # an older response than the one the estimate came from
+            if abs(end - old.end) <= tolerance and estimate < old.base - old.spent:
+                old.base = estimate + old.spent
+            return
+    state.windows[quota.policy] = Window(limit, now, end, estimate, 0.0, length, ticket)
+
+
+def _succeed(state: KeyState, config: KeyConfig) -> None:
+    state.strikes = 0
+    state.probe_ok += 1
+    adaptive = config.adaptive
+    if adaptive is not None and state.rate is not None:
+        rate = state.rate + adaptive.increase_step / max(state.rate, 1.0)
+        state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
+
+
+def _decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) -> None:
+    adaptive = config.adaptive
+    if adaptive is None or state.windows:
+        return
+    if state.rate is None:
+        # First pushback: the success rate so far, stretched over the pause, is the estimate.
+        elapsed = max(now - state.probe_start, 0.0) + cooldown
+        measured = state.probe_ok / max(elapsed, 1.0)
+        rate = adaptive.initial_rate or measured
+    else:
+        rate = state.rate * adaptive.decrease_factor
+    rate = max(rate, adaptive.min_rate)
+    state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
+    state.tats[_ADAPTIVE] = state.cooldown_until
