@@ -75,9 +75,13 @@ class Core:
         config = self.configure(key)
         cost = float(request.extensions.get(COST_EXTENSION, 1))
         budget = 0.0 if self.raise_on_limit else self.max_wait
-        grant: Grant = yield Op("acquire", (key, config, cost, budget))
-        if not grant.ok:
-            raise RateLimitExceeded(key, grant.wait)
+        while True:
+            grant: Grant = yield Op("acquire", (key, config, cost, budget))
+            if not grant.ok:
+                raise RateLimitExceeded(key, grant.wait)
+            if not grant.again:
+                break
+            yield Op("sleep", (grant.wait,))  # held back while the key's first request is out
         if grant.wait > 0:
             try:
                 yield Op("sleep", (grant.wait,))

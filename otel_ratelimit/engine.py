@@ -35,6 +35,8 @@ __all__ = [
 
 PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
+PROBE_TIMEOUT = 2.0  # how long a key's first request holds the others back (slow start)
+PROBE_POLL = 0.02  # how often held-back requests look again
 _ADAPTIVE = "~adaptive"
 
 
@@ -51,7 +53,7 @@ class KeyConfig:
 
 @dataclass(slots=True)
 class Window:
-    """A quota learned from headers: ``base`` left at ``start``, ``spent`` since, resets at ``end``."""
+    """A quota learned from headers: `base` left at `start`, `spent` since, reset at `end`."""
 
     limit: float
     start: float
@@ -76,6 +78,8 @@ class KeyState:
     probe_start: float = 0.0  # when success counting for the first rate estimate began
     probe_ok: float = 0.0
     decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for
+    last_at: float = 0.0  # the latest slot handed out: slots go in ticket order
+    observed: int = 0  # responses seen; until the first, one probe goes alone
     touched: float = 0.0
 
 
@@ -89,6 +93,7 @@ class Grant:
     ticket: float
     cost: float
     policy: str  # the policy that decided the wait ("" when nothing made it wait)
+    again: bool = False  # nothing reserved: sleep ``wait`` and ask again (first contact)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,14 @@ def roll_window(w: Window, t: float) -> Window:
     return Window(w.limit, start, start + length, w.limit, 0.0, w.length, w.seq, assumed=True)
 
 
+def _unroll(w: Window, now: float) -> Window:
+    """Back from an emptied future window to the one in force now, counted as used up
+    (what was sent in it is no longer known)."""
+    length = max(w.end - w.start, 1e-3)
+    back = math.ceil((w.start - now) / length) * length
+    return Window(w.limit, w.start - back, w.end - back, w.limit, w.limit, w.length, w.seq, True)
+
+
 def window_earliest(w: Window, t: float, cost: float) -> float:
     w = roll_window(w, t)
     t = max(t, w.start)
@@ -129,29 +142,30 @@ def window_earliest(w: Window, t: float, cost: float) -> float:
     need = w.spent + cost - burst
     if need <= 0 or w.base <= burst:
         return t
-    return max(t, w.start + need * (w.end - w.start) / (w.base - burst))
+    # Spread what is left beyond the burst over the time to reset, the last slot before it.
+    return max(t, w.start + need * (w.end - w.start) / (w.base - burst + 1))
 
 
-def _policies(
-    state: KeyState, config: KeyConfig
-) -> list[tuple[str, float, float, float]]:
+def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, float, float]]:
     """The GCRA policies in force: (name, tat, rate, burst)."""
-    out = [
-        (lim.name, state.tats.get(lim.name, 0.0), lim.rate, lim.burst) for lim in config.limits
-    ]
+    out = [(lim.name, state.tats.get(lim.name, 0.0), lim.rate, lim.burst) for lim in config.limits]
     if config.adaptive is not None and state.rate is not None and not state.windows:
         out.append((_ADAPTIVE, state.tats.get(_ADAPTIVE, 0.0), state.rate, 1.0))
     return out
 
 
-def acquire(
-    state: KeyState, config: KeyConfig, now: float, cost: float, max_wait: float
-) -> Grant:
+def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wait: float) -> Grant:
     """Reserve the earliest slot every policy allows; refuse (state untouched) past max_wait."""
+    if state.observed == 0 and state.seq > 0 and now < state.probe_start + PROBE_TIMEOUT:
+        # First contact: let one request learn the API's headers before the rest burst in.
+        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "probe", again=True)
     gcras = _policies(state, config)
-    t, policy = max(now, state.cooldown_until), ""
-    if t > now:
-        policy = "cooldown"
+    # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
+    t, policy = max(now, state.last_at), "queue"
+    if state.cooldown_until > t:
+        t, policy = state.cooldown_until, "cooldown"
+    if t == now:
+        policy = ""
     for _ in range(8):  # policies push each other later; a few rounds reach the fixed point
         moved = False
         for name, tat, rate, burst in gcras:
@@ -169,13 +183,14 @@ def acquire(
         return Grant(False, wait, t, state.seq, cost, policy)
     for name, tat, rate, _ in gcras:
         state.tats[name] = max(tat, t) + cost / rate
-    for name, w in list(state.windows.items()):
-        w = roll_window(w, t)
+    for name, old in list(state.windows.items()):
+        w = roll_window(old, t)
         w.spent += cost
         state.windows[name] = w
     if state.probe_start == 0.0:
         state.probe_start = now
     state.seq += cost
+    state.last_at = t
     state.touched = now
     return Grant(True, wait, t, state.seq, cost, policy)
 
@@ -184,9 +199,13 @@ def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> Non
     """Give back a slot whose request never went out (cancelled or timed out while waiting)."""
     for name, tat, rate, _ in _policies(state, config):
         state.tats[name] = max(now, tat - grant.cost / rate)
-    for w in state.windows.values():
+    for name, w in state.windows.items():
         if w.start <= grant.at < w.end:  # only the window the slot was taken from
             w.spent = max(0.0, w.spent - grant.cost)
+            if w.assumed and w.start > now and w.spent == 0:
+                state.windows[name] = _unroll(w, now)
+    if grant.at >= state.last_at:  # the tail of the queue left: later tickets may go sooner
+        state.last_at = now
 
 
 def observe(
@@ -199,6 +218,7 @@ def observe(
 ) -> Outcome:
     """Fold one response into the key: learned windows, cooldowns and the adaptive rate."""
     state.touched = now
+    state.observed += 1
     after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers
     for quota in obs.quotas:
         _learn(state, quota, now, ticket, after)

@@ -1,10 +1,10 @@
 """Exceptions raised by otel_ratelimit.
 
-    Exception
-    ├── RateLimitError                  base class of everything raised here
-    │   ├── ConfigurationError          (also a ValueError) a bad limit, window, URL or option
-    │   ├── RateLimitExceeded           the quota could not be had within max_wait / the deadline
-    │   └── StorageError                the shared store failed and on_storage_error="deny"
+Exception
+├── RateLimitError                  base class of everything raised here
+│   ├── ConfigurationError          (also a ValueError) a bad limit, window, URL or option
+│   ├── RateLimitExceeded           the quota could not be had within max_wait / the deadline
+│   └── StorageError                the shared store failed and on_storage_error="deny"
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ class RateLimitExceeded(RateLimitError):
     def __init__(self, key: str, retry_after: float, message: str | None = None) -> None:
         self.key = key
         self.retry_after = retry_after
-        super().__init__(message or f"rate limit for {key!r} exceeded; retry after {retry_after:.3f}s")
+        super().__init__(
+            message or f"rate limit for {key!r} exceeded; retry after {retry_after:.3f}s"
+        )
 
 
 class StorageError(RateLimitError):

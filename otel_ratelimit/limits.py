@@ -6,7 +6,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
 
 from .errors import ConfigurationError
 
@@ -82,7 +81,7 @@ class Limit:
         return f"{self.limit:g}/{self.window:g}s"
 
 
-LimitSpec = Union[Limit, str, Mapping[str, float], Iterable[Union[Limit, str]]]
+LimitSpec = Limit | str | Mapping[str, float] | Iterable[Limit | str]
 _LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/|per)\s*(.+?)\s*$")
 
 

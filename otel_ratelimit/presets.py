@@ -102,15 +102,17 @@ def resolve_presets(user: Mapping[str, Preset | Mapping[str, Any]] | None) -> di
             merged[name] = value
             continue
         if not isinstance(value, Mapping):
-            raise ConfigurationError(f"preset {name!r} must be a Preset or a mapping, got {value!r}")
+            raise ConfigurationError(
+                f"preset {name!r} must be a Preset or a mapping, got {value!r}"
+            )
         fields = dict(value)
         if "limits" in fields:
             fields["limits"] = parse_limits(fields["limits"])
         if isinstance(fields.get("adaptive"), Mapping):
             fields["adaptive"] = AdaptiveConfig(**fields["adaptive"])
         try:
-            merged[name] = replace(merged[name], **fields) if name in merged else (
-                Preset(name, **fields)
+            merged[name] = (
+                replace(merged[name], **fields) if name in merged else (Preset(name, **fields))
             )
         except TypeError as exc:
             raise ConfigurationError(f"preset {name!r}: {exc}") from None

@@ -49,7 +49,9 @@ class RateLimitStatus:
     rate: float | None  # the learned adaptive rate in requests/second, when there is one
 
 
-def _configured(lim: Limit, tat: float, now: float, epoch: Callable[[float], float]) -> PolicyStatus:
+def _configured(
+    lim: Limit, tat: float, now: float, epoch: Callable[[float], float]
+) -> PolicyStatus:
     backlog = max(tat, now) - now  # seconds of already reserved traffic
     remaining = max(0.0, min(lim.limit, lim.limit - backlog * lim.rate))
     wait = max(0.0, tat - (lim.burst - 1.0) / lim.rate - now)
@@ -65,7 +67,9 @@ def describe(
     epoch: Callable[[float], float],
 ) -> RateLimitStatus | None:
     """Describe ``state`` at ``now``; ``epoch`` converts store times to Unix time."""
-    policies = [_configured(lim, state.tats.get(lim.name, 0.0), now, epoch) for lim in config.limits]
+    policies = [
+        _configured(lim, state.tats.get(lim.name, 0.0), now, epoch) for lim in config.limits
+    ]
     for name, w in state.windows.items():
         current = roll_window(w, now)
         remaining = max(0.0, current.base - current.spent)

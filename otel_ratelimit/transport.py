@@ -68,13 +68,17 @@ def http_module(package: str = "httpx") -> ModuleType:
 
 
 @cache
-def transport_classes(package: str = "httpx") -> tuple[type[LimitedTransport], type[AsyncLimitedTransport]]:
+def transport_classes(
+    package: str = "httpx",
+) -> tuple[type[LimitedTransport], type[AsyncLimitedTransport]]:
     """The (sync, async) limited transport classes that subclass ``package``'s base classes."""
     if package == "httpx":
         return LimitedTransport, AsyncLimitedTransport
     module = http_module(package)
     sync = type("LimitedTransport", (LimitedTransport, module.BaseTransport), {})
-    asynchronous = type("AsyncLimitedTransport", (AsyncLimitedTransport, module.AsyncBaseTransport), {})
+    asynchronous = type(
+        "AsyncLimitedTransport", (AsyncLimitedTransport, module.AsyncBaseTransport), {}
+    )
     return sync, asynchronous
 
 

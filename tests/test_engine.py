@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from hypothesis import given, settings
@@ -13,6 +14,11 @@ from otel_ratelimit.limits import AdaptiveConfig, Limit
 
 INF = math.inf
 NOTHING = Observation()
+
+
+def _seen() -> KeyState:
+    """A key past first contact (its first response was seen), so no probe holds requests."""
+    return KeyState(observed=1)
 
 
 def _window_obs(remaining: float, reset: float, limit: float = 10, window: float | None = None):
@@ -34,13 +40,13 @@ steps = st.lists(
 def test_gcra_never_admits_more_than_burst_plus_rate_times_interval(steps, limit, window, burst):
     """Over any interval, admitted cost <= burst + rate * length (costs never exceed the burst)."""
     lim = Limit(limit, window, burst=burst)
-    config, state, now, sent = KeyConfig(limits=(lim,)), KeyState(), 0.0, []
+    config, state, now, sent = KeyConfig(limits=(lim,)), _seen(), 0.0, []
     for dt, cost in steps:
         now += dt
-        cost = min(cost, burst)
-        grant = acquire(state, config, now, cost, INF)
+        fitting = min(cost, burst)
+        grant = acquire(state, config, now, fitting, INF)
         assert grant.ok and grant.wait >= 0
-        sent.append((grant.at, cost))
+        sent.append((grant.at, fitting))
     sent.sort()
     for i in range(len(sent)):
         total = 0.0
@@ -53,7 +59,7 @@ def test_gcra_never_admits_more_than_burst_plus_rate_times_interval(steps, limit
 @given(steps=steps, limit=st.integers(1, 20), window=st.floats(0.5, 10))
 def test_burst_one_means_at_most_limit_in_any_window(steps, limit, window):
     """With the default burst, no half-open window of `window` seconds holds more than `limit`."""
-    config, state, now, times = KeyConfig(limits=(Limit(limit, window),)), KeyState(), 0.0, []
+    config, state, now, times = KeyConfig(limits=(Limit(limit, window),)), _seen(), 0.0, []
     for dt, _ in steps:
         now += dt
         times.append(acquire(state, config, now, 1, INF).at)
@@ -67,7 +73,7 @@ def test_burst_one_means_at_most_limit_in_any_window(steps, limit, window):
 @given(steps=steps, limit=st.integers(1, 10), max_wait=st.floats(0, 5))
 def test_denial_retry_after_suffices(steps, limit, max_wait):
     """A refused request that comes back after its retry_after is admitted at once."""
-    config, state, now = KeyConfig(limits=(Limit(limit, 2.0),)), KeyState(), 0.0
+    config, state, now = KeyConfig(limits=(Limit(limit, 2.0),)), _seen(), 0.0
     for dt, cost in steps:
         now += dt
         grant = acquire(state, config, now, 1, max_wait)
@@ -80,7 +86,7 @@ def test_denial_retry_after_suffices(steps, limit, max_wait):
 
 def test_refusal_leaves_state_untouched():
     """A request refused for max_wait reserves nothing."""
-    config, state = KeyConfig(limits=(Limit(1, 10),)), KeyState()
+    config, state = KeyConfig(limits=(Limit(1, 10),)), _seen()
     assert acquire(state, config, 0.0, 1, 0).ok
     before = (dict(state.tats), state.seq)
     assert not acquire(state, config, 0.0, 1, 1.0).ok
@@ -90,7 +96,7 @@ def test_refusal_leaves_state_untouched():
 def test_several_policies_all_bind():
     """10/s and 20/min: the per-minute policy binds after 20 quick requests."""
     config = KeyConfig(limits=(Limit(10, 1, burst=10, name="s"), Limit(20, 60, burst=20, name="m")))
-    state = KeyState()
+    state = _seen()
     waits = [acquire(state, config, 0.0, 1, INF).wait for _ in range(21)]
     assert waits[:10] == [0.0] * 10
     assert 0 < waits[10] <= 0.1 + 1e-9  # the per-second bucket paces the next ten
@@ -100,12 +106,12 @@ def test_several_policies_all_bind():
 
 def test_remaining_is_paced_until_reset_not_burst():
     """20 left for 10 s: a quick burst of 2, then one slot every ~0.5 s, never past the count."""
-    state, config = KeyState(), KeyConfig()
+    state, config = _seen(), KeyConfig()
     grant = acquire(state, config, 0.0, 1, INF)
     observe(state, config, 0.0, grant.ticket, 200, _window_obs(20, 10.0, limit=100))
-    times = [acquire(state, config, 0.0, 1, INF).at for _ in range(20)]
+    times = [acquire(state, config, 0.0, 1, INF).at for _ in range(21)]
     assert times[:2] == [0.0, 0.0]
-    assert all(b > a for a, b in zip(times[2:], times[3:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(times))
     assert max(t for t in times if t < 10.0) <= 10.0
     assert sum(1 for t in times if t < 10.0) == 20
     assert times[-1] >= 10.0  # the 21st request of this window waited for the reset
@@ -113,7 +119,7 @@ def test_remaining_is_paced_until_reset_not_burst():
 
 def test_remaining_zero_waits_for_reset():
     """remaining == 0 means wait for the reset, not a refill rate."""
-    state, config = KeyState(), KeyConfig()
+    state, config = _seen(), KeyConfig()
     grant = acquire(state, config, 0.0, 1, INF)
     observe(state, config, 0.0, grant.ticket, 200, _window_obs(0, 7.5))
     assert acquire(state, config, 0.1, 1, INF).at == 7.5
@@ -121,7 +127,7 @@ def test_remaining_zero_waits_for_reset():
 
 def test_requests_in_flight_are_subtracted():
     """Remaining measured on the first of five in-flight requests leaves 10 - 4 = 6."""
-    state, config = KeyState(), KeyConfig()
+    state, config = _seen(), KeyConfig()
     grants = [acquire(state, config, 0.0, 1, INF) for _ in range(5)]
     observe(state, config, 0.05, grants[0].ticket, 200, _window_obs(10, 60.0, limit=10))
     window = state.windows["default"]
@@ -130,7 +136,7 @@ def test_requests_in_flight_are_subtracted():
 
 def test_stale_response_from_before_a_reset_is_ignored():
     """A response measured before a reset we already rolled past does not stall the new window."""
-    state, config = KeyState(), KeyConfig()
+    state, config = _seen(), KeyConfig()
     g = acquire(state, config, 0.0, 1, INF)
     observe(state, config, 0.0, g.ticket, 200, _window_obs(1, 5.0, limit=10, window=5.0))
     slow = acquire(state, config, 0.0, 1, INF)
@@ -141,7 +147,7 @@ def test_stale_response_from_before_a_reset_is_ignored():
 
 def test_retry_after_sets_a_cooldown_for_the_key():
     """A 429 with Retry-After: 3 pauses every request on the key for 3 s."""
-    state, config = KeyState(), KeyConfig()
+    state, config = _seen(), KeyConfig()
     g = acquire(state, config, 0.0, 1, INF)
     out = observe(state, config, 0.0, g.ticket, 429, Observation(retry_after=3.0))
     assert out.backoff == "retry_after" and out.cooldown == 3.0
@@ -150,7 +156,7 @@ def test_retry_after_sets_a_cooldown_for_the_key():
 
 def test_pushback_without_hint_doubles_per_strike():
     """A bare 503 pauses 1 s, then 2 s, then 4 s while the API keeps pushing back."""
-    state, config = KeyState(), KeyConfig()
+    state, config = _seen(), KeyConfig()
     cooldowns = []
     for i in range(3):
         g = acquire(state, config, float(i * 10), 1, INF)
@@ -160,7 +166,7 @@ def test_pushback_without_hint_doubles_per_strike():
 
 def test_adaptive_does_not_slow_a_quiet_api():
     """An API that never pushes back is never made to wait."""
-    state, config = KeyState(), KeyConfig(adaptive=AdaptiveConfig())
+    state, config = _seen(), KeyConfig(adaptive=AdaptiveConfig())
     for i in range(1000):
         g = acquire(state, config, i * 0.001, 1, INF)
         assert g.wait == 0
@@ -169,9 +175,9 @@ def test_adaptive_does_not_slow_a_quiet_api():
 
 
 def test_adaptive_learns_rate_from_first_pushback_then_aimd():
-    """First 429: the measured success rate; later 429s multiply; successes add; 5xx adds nothing."""
+    """First 429: the measured success rate; later 429s cut it; successes add; 5xx adds nothing."""
     adaptive = AdaptiveConfig(decrease_factor=0.5, increase_step=1.0)
-    state, config = KeyState(), KeyConfig(adaptive=adaptive)
+    state, config = _seen(), KeyConfig(adaptive=adaptive)
     for i in range(20):  # 20 successes in 1 s
         g = acquire(state, config, i * 0.05, 1, INF)
         observe(state, config, i * 0.05, g.ticket, 200, NOTHING)
@@ -193,7 +199,7 @@ def test_adaptive_learns_rate_from_first_pushback_then_aimd():
 
 def test_in_flight_pushbacks_decrease_once():
     """Eight 429s from requests sent before the first one was seen cut the rate only once."""
-    state, config = KeyState(), KeyConfig(adaptive=AdaptiveConfig(initial_rate=8.0))
+    state, config = _seen(), KeyConfig(adaptive=AdaptiveConfig(initial_rate=8.0))
     grants = [acquire(state, config, 0.0, 1, INF) for _ in range(8)]
     for g in grants:
         observe(state, config, 0.1, g.ticket, 429, NOTHING)
@@ -203,19 +209,31 @@ def test_in_flight_pushbacks_decrease_once():
 def test_very_low_rate_still_admits_every_twenty_seconds():
     """At 0.05/s the key is not livelocked: one request per 20 s goes out."""
     adaptive = AdaptiveConfig(initial_rate=0.05, min_rate=0.05)
-    state, config = KeyState(), KeyConfig(adaptive=adaptive, cooldown=0.0)
+    state, config = _seen(), KeyConfig(adaptive=adaptive, cooldown=0.0)
     g = acquire(state, config, 0.0, 1, INF)
     observe(state, config, 0.0, g.ticket, 429, NOTHING)
     assert state.rate == 0.05
     times = [acquire(state, config, 0.0, 1, INF).at for _ in range(4)]
-    assert [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)] == [20.0] * 3
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [20.0] * 3
 
 
 def test_release_gives_the_place_back():
     """A cancelled waiter's slot goes to the next request."""
-    state, config = KeyState(), KeyConfig(limits=(Limit(1, 1.0),))
+    state, config = _seen(), KeyConfig(limits=(Limit(1, 1.0),))
     acquire(state, config, 0.0, 1, INF)
     waiting = acquire(state, config, 0.0, 1, INF)
     assert waiting.wait == 1.0
     release(state, config, waiting, 0.0)
     assert acquire(state, config, 0.0, 1, INF).wait == 1.0
+
+
+def test_first_contact_sends_one_probe_and_holds_the_rest():
+    """Until a new key's first response is seen, other requests are told to look again shortly."""
+    state, config = KeyState(), KeyConfig()
+    probe = acquire(state, config, 0.0, 1, INF)
+    assert probe.ok and not probe.again and probe.wait == 0
+    held = acquire(state, config, 0.001, 1, INF)
+    assert held.again and held.wait > 0 and state.seq == 1  # nothing reserved
+    observe(state, config, 0.02, probe.ticket, 200, _window_obs(5, 1.0, limit=5))
+    assert not acquire(state, config, 0.02, 1, INF).again
+    assert not acquire(KeyState(seq=1, probe_start=0.0), config, 2.5, 1, INF).again  # probe lost

@@ -13,7 +13,7 @@ _SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster")
 
 def open_storage(url: str | Storage | None) -> Storage:
     """Turn a storage URL (or an existing store) into a Storage; a bad URL names itself."""
-    if url is None or url == "memory" or url == "memory://":
+    if url is None or url in {"memory", "memory://"}:
         return MemoryStorage()
     if not isinstance(url, str):
         if isinstance(url, Storage):

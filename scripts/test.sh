@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# README command 2: install everything the tests need, then run lint, types and the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System servers the integration tests start on loopback (Debian packages), only when missing.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ((${#missing[@]})); then
+    echo "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip >/dev/null
+python -m pip install -q -e '.[test]'
+
+ruff check .
+ruff format --check .
+mypy
+pytest "$@"
