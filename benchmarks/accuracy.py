@@ -69,10 +69,22 @@ DRAIN_TIMEOUT = 40.0  # after the deadline, how long in-flight requests may take
 
 
 def hidden_limit(style: str) -> dict[str, Any]:
-    """The limit the upstream enforces: 20 per 1 s fixed window; Shopify: its leaky bucket."""
+    """The limit the upstream enforces.
+
+    Styles whose reset has whole-second resolution (epoch seconds, integer deltas, RFC 3339
+    without fractions) get 50 per 5 s windows: with 1 s windows a rounded reset would be off by
+    up to a whole window, which no real API with such headers does (GitHub's window is an hour).
+    Sub-second styles and the ones that announce nothing get 20 per 1 s; Shopify its leaky bucket.
+    """
     if style == "shopify":
         return {"limit": 40, "window": 20.0, "algorithm": "leaky"}  # capacity 40, drains 2/s
+    if style in WHOLE_SECOND_STYLES:
+        return {"limit": 50, "window": 5.0, "algorithm": "fixed"}
     return {"limit": 20, "window": 1.0, "algorithm": "fixed"}
+
+
+WHOLE_SECOND_STYLES = {"ietf", "ietf-07", "ietf-06", "github", "twitter", "anthropic", "reddit",
+                       "rapidapi"}  # fmt: skip
 
 
 def describe(limit: dict[str, Any]) -> str:
@@ -247,7 +259,7 @@ def parse_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--styles", default=",".join(Upstream.STYLES))
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per header style")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per header style")
     parser.add_argument(
         "--quiet-duration", type=float, default=30.0, help="seconds per style announcing nothing"
     )

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from .engine import Grant, KeyConfig, Outcome
 from .errors import RateLimitExceeded
-from .headers import parse_headers
+from .headers import Observation, parse_headers
 from .storage import Storage
 
 __all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
@@ -88,7 +88,11 @@ class Core:
             except BaseException:
                 yield Op("release", (key, config, grant))  # a cancelled waiter gives its place back
                 raise
-        response: _Response = yield Op("send", (request,))
+        try:
+            response: _Response = yield Op("send", (request,))
+        except Exception:
+            yield Op("observe", (key, config, grant.ticket, 0, Observation()))  # no answer
+            raise
         obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
         _: Outcome = yield Op("observe", (key, config, grant.ticket, response.status_code, obs))
         return response

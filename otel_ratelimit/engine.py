@@ -35,7 +35,7 @@ __all__ = [
 
 PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
-PROBE_TIMEOUT = 2.0  # how long a key's first request holds the others back (slow start)
+PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others back
 PROBE_POLL = 0.02  # how often held-back requests look again
 _ADAPTIVE = "~adaptive"
 
@@ -79,7 +79,9 @@ class KeyState:
     probe_ok: float = 0.0
     decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for
     last_at: float = 0.0  # the latest slot handed out: slots go in ticket order
-    observed: int = 0  # responses seen; until the first, one probe goes alone
+    probing_until: float = 0.0  # a probe is out: others look again until its answer (or this)
+    sent: int = 0  # requests admitted
+    answered: int = 0  # requests whose response (or failure, or cancellation) came back
     touched: float = 0.0
 
 
@@ -131,19 +133,40 @@ def _unroll(w: Window, now: float) -> Window:
     return Window(w.limit, w.start - back, w.end - back, w.limit, w.limit, w.length, w.seq, True)
 
 
-def window_earliest(w: Window, t: float, cost: float) -> float:
+def _stale(w: Window, now: float) -> bool:
+    """Whether the present is beyond what the server last told us plus one assumed window."""
+    return now >= w.end and (w.assumed or now >= 2 * w.end - w.start)
+
+
+def window_earliest(w: Window, t: float, cost: float) -> tuple[float, bool]:
+    """The earliest time ``cost`` fits in the window, and whether that is only a time to look
+    again (slots are handed out one assumed window ahead at most: further is guesswork)."""
+    if t >= w.end and w.assumed:
+        return w.end, True
     w = roll_window(w, t)
     t = max(t, w.start)
     if w.spent + cost > w.base or (cost == 0 and w.spent >= w.base):
         if w.spent == 0 and w.base >= w.limit:
-            return t  # bigger than the whole quota: let it go on a fresh window
+            return t, False  # bigger than the whole quota: let it go on a fresh window
         return window_earliest(w, w.end, cost)
     burst = min(w.base, max(1.0, math.ceil(w.base * PACE_BURST)))
     need = w.spent + cost - burst
     if need <= 0 or w.base <= burst:
-        return t
+        return t, False
     # Spread what is left beyond the burst over the time to reset, the last slot before it.
-    return max(t, w.start + need * (w.end - w.start) / (w.base - burst + 1))
+    return max(t, w.start + need * (w.end - w.start) / (w.base - burst + 1)), False
+
+
+def _slow_start(state: KeyState, config: KeyConfig) -> bool:
+    """Whether an API that announced nothing yet must wait for answers before more goes out.
+
+    Until it first pushes back, in-flight requests may only double per round trip (one more
+    per two answers: x1.5 per round trip): a sequential caller never waits, while a burst of
+    coroutines cannot pour dozens of requests into a limit nobody knows yet.
+    """
+    if config.adaptive is None or state.rate is not None or state.windows or config.limits:
+        return False
+    return state.sent - state.answered >= 1 + state.answered // 2
 
 
 def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, float, float]]:
@@ -156,9 +179,15 @@ def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, floa
 
 def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wait: float) -> Grant:
     """Reserve the earliest slot every policy allows; refuse (state untouched) past max_wait."""
-    if state.observed == 0 and state.seq > 0 and now < state.probe_start + PROBE_TIMEOUT:
-        # First contact: let one request learn the API's headers before the rest burst in.
+    if now < state.probing_until:
         return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "probe", again=True)
+    # A new key, or one idle past what its headers told: one probe learns before the rest go.
+    probe = state.seq == 0 or any(_stale(w, now) for w in state.windows.values())
+    if probe:
+        for name, w in list(state.windows.items()):
+            state.windows[name] = roll_window(w, now)
+    if _slow_start(state, config):
+        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", again=True)
     gcras = _policies(state, config)
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
     t, policy = max(now, state.last_at), "queue"
@@ -173,7 +202,10 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
             if at > t:
                 t, policy, moved = at, name, True
         for name, w in state.windows.items():
-            at = window_earliest(w, t, cost)
+            at, again = window_earliest(w, t, cost)
+            if again:
+                ok = at - now <= max_wait
+                return Grant(ok, at - now, at, state.seq, cost, name, again=True)
             if at > t:
                 t, policy, moved = at, name, True
         if not moved:
@@ -190,7 +222,10 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     if state.probe_start == 0.0:
         state.probe_start = now
     state.seq += cost
+    state.sent += 1
     state.last_at = t
+    if probe:
+        state.probing_until = t + PROBE_TIMEOUT
     state.touched = now
     return Grant(True, wait, t, state.seq, cost, policy)
 
@@ -204,6 +239,7 @@ def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> Non
             w.spent = max(0.0, w.spent - grant.cost)
             if w.assumed and w.start > now and w.spent == 0:
                 state.windows[name] = _unroll(w, now)
+    state.answered += 1
     if grant.at >= state.last_at:  # the tail of the queue left: later tickets may go sooner
         state.last_at = now
 
@@ -218,7 +254,10 @@ def observe(
 ) -> Outcome:
     """Fold one response into the key: learned windows, cooldowns and the adaptive rate."""
     state.touched = now
-    state.observed += 1
+    state.probing_until = 0.0
+    state.answered += 1
+    if status <= 0:
+        return Outcome()  # no response at all (the connection failed): nothing to learn
     after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers
     for quota in obs.quotas:
         _learn(state, quota, now, ticket, after)
@@ -231,11 +270,16 @@ def observe(
         return Outcome(rate=state.rate, header_errors=obs.errors)
     if obs.retry_after is not None:
         reason, cooldown = "retry_after", min(obs.retry_after, config.max_cooldown)
+    elif state.strikes == 0 and state.rate is not None and not state.windows:
+        # A learned rate that just ran over: one slot's pause; the rate cut does the rest.
+        reason, cooldown = f"status_{status}", 1.0 / state.rate
     else:
         reason = f"status_{status}"
         cooldown = min(config.cooldown * 2 ** min(state.strikes, 10), config.max_cooldown)
-    state.cooldown_until = max(state.cooldown_until, now + cooldown)
-    if ticket > state.decrease_seq:  # the first pushback for traffic sent since the last one
+    fresh = ticket > state.decrease_seq  # the first pushback for traffic sent since the last
+    if fresh or obs.retry_after is not None:  # echoes of one pushback do not stretch its pause
+        state.cooldown_until = max(state.cooldown_until, now + cooldown)
+    if fresh:
         state.strikes += 1
         state.decrease_seq = state.seq
         _decrease(state, config, now, cooldown)
@@ -257,10 +301,16 @@ def _learn(state: KeyState, quota: Quota, now: float, ticket: float, after: floa
         tolerance = min(1.0, 0.5 * length)  # resets often come rounded to whole seconds
         if old.assumed and end <= old.start + tolerance:
             return  # measured before a reset this key has already moved past
-        if ticket < old.seq:  # an older response than the one the estimate came from
-            if abs(end - old.end) <= tolerance and estimate < old.base - old.spent:
-                old.base = estimate + old.spent
+        if not old.assumed and abs(end - old.end) <= tolerance:
+            # The same window: counts only go down in it, so a higher one is a response that
+            # overtook an earlier ticket on the way; keep the lowest.
+            if estimate < old.base - old.spent:
+                old.start, old.end, old.base, old.spent = now, max(end, old.end), estimate, 0.0
+                old.seq = max(old.seq, ticket)
             return
+        last_end = old.start if old.assumed else old.end  # the last reset the server told
+        if not quota.window and end - last_end > tolerance:
+            length = max(end - last_end, ttr)  # a new window began: resets are a length apart
     state.windows[quota.policy] = Window(limit, now, end, estimate, 0.0, length, ticket)
 
 

@@ -73,7 +73,7 @@ def describe(
     for name, w in state.windows.items():
         current = roll_window(w, now)
         remaining = max(0.0, current.base - current.spent)
-        wait = max(0.0, window_earliest(w, now, 1.0) - now)
+        wait = max(0.0, window_earliest(w, now, 1.0)[0] - now)
         policies.append(PolicyStatus(name, "header", current.limit, remaining,
                                      current.length or None, epoch(current.end), wait))  # fmt: skip
     if state.rate is not None and not state.windows:
