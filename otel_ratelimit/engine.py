@@ -37,6 +37,7 @@ PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
 PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others back
 PROBE_POLL = 0.02  # how often held-back requests look again
+RAMP = 0.03  # rate gained per success while ramping: 3% per second
 _ADAPTIVE = "~adaptive"
 
 
@@ -75,6 +76,7 @@ class KeyState:
     tats: dict[str, float] = field(default_factory=dict)  # GCRA theoretical arrival times
     windows: dict[str, Window] = field(default_factory=dict)
     rate: float | None = None  # adaptive rate; None until the API first pushes back
+    ramping: bool = False  # after the first estimate: grow 3%/s until the next pushback
     probe_start: float = 0.0  # when success counting for the first rate estimate began
     probe_ok: float = 0.0
     decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for
@@ -319,7 +321,10 @@ def _succeed(state: KeyState, config: KeyConfig) -> None:
     state.probe_ok += 1
     adaptive = config.adaptive
     if adaptive is not None and state.rate is not None:
-        rate = state.rate + adaptive.increase_step / max(state.rate, 1.0)
+        if state.ramping:  # the first estimate is a lower bound: find the ceiling quickly
+            rate = state.rate + RAMP
+        else:  # additive: ``increase_step`` more per second of healthy traffic
+            rate = state.rate + adaptive.increase_step / max(state.rate, 1.0)
         state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
 
 
@@ -332,8 +337,10 @@ def _decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) -
         elapsed = max(now - state.probe_start, 0.0) + cooldown
         measured = state.probe_ok / max(elapsed, 1.0)
         rate = adaptive.initial_rate or measured
+        state.ramping = True
     else:
         rate = state.rate * adaptive.decrease_factor
+        state.ramping = False
     rate = max(rate, adaptive.min_rate)
     state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
     state.tats[_ADAPTIVE] = state.cooldown_until

@@ -135,8 +135,8 @@ class AdaptiveConfig:
     initial_rate: float | None = None
     min_rate: float = 0.05
     max_rate: float | None = None
-    increase_step: float = 0.5
-    decrease_factor: float = 0.85
+    increase_step: float = 0.25
+    decrease_factor: float = 0.9
 
     def __post_init__(self) -> None:
         for field in ("initial_rate", "max_rate"):
