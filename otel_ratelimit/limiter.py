@@ -16,7 +16,14 @@ from .limits import AdaptiveConfig, Limit, LimitSpec, parse_limits, parse_window
 from .presets import Preset, preset_for_host, resolve_presets
 from .status import RateLimitStatus, describe
 from .storage import Storage, open_storage
-from .transport import http_module, package_of, split_inner_options, transport_classes
+from .transport import (
+    AsyncLimitedTransport,
+    LimitedTransport,
+    http_module,
+    package_of,
+    split_inner_options,
+    transport_classes,
+)
 
 __all__ = ["RateLimiter"]
 
@@ -116,6 +123,8 @@ class RateLimiter:
         package = package or (package_of(inner) if inner is not None else "httpx")
         if inner is None:
             inner = http_module(package).HTTPTransport(**options)
+        if isinstance(inner, LimitedTransport):
+            return inner  # already limited: a second layer would queue every request twice
         return transport_classes(package)[0](self.core, inner)
 
     def async_transport(self, inner: Any = None, *, package: str | None = None,
@@ -124,6 +133,8 @@ class RateLimiter:
         package = package or (package_of(inner) if inner is not None else "httpx")
         if inner is None:
             inner = http_module(package).AsyncHTTPTransport(**options)
+        if isinstance(inner, AsyncLimitedTransport):
+            return inner
         return transport_classes(package)[1](self.core, inner)
 
     def client(self, *, package: str = "httpx", **kwargs: Any) -> Any:
