@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
+PACE_SPAN = 0.9  # ...and is spread over 90% of the time to reset: resets arrive late and rounded
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
 PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others back
 PROBE_POLL = 0.02  # how often held-back requests look again
@@ -156,7 +157,8 @@ def window_earliest(w: Window, t: float, cost: float) -> tuple[float, bool]:
     if need <= 0 or w.base <= burst:
         return t, False
     # Spread what is left beyond the burst over the time to reset, the last slot before it.
-    return max(t, w.start + need * (w.end - w.start) / (w.base - burst + 1)), False
+    span = PACE_SPAN * (w.end - w.start)
+    return max(t, w.start + need * span / (w.base - burst + 1)), False
 
 
 def _slow_start(state: KeyState, config: KeyConfig) -> bool:
@@ -305,9 +307,11 @@ def _learn(state: KeyState, quota: Quota, now: float, ticket: float, after: floa
             return  # measured before a reset this key has already moved past
         if not old.assumed and abs(end - old.end) <= tolerance:
             # The same window: counts only go down in it, so a higher one is a response that
-            # overtook an earlier ticket on the way; keep the lowest.
+            # overtook an earlier ticket on the way; keep the lowest count. Resets come rounded
+            # up (and we receive them late), so the earliest one is the closest to the truth.
+            old.end = max(now, min(end, old.end))
             if estimate < old.base - old.spent:
-                old.start, old.end, old.base, old.spent = now, max(end, old.end), estimate, 0.0
+                old.start, old.base, old.spent = now, estimate, 0.0
                 old.seq = max(old.seq, ticket)
             return
         last_end = old.start if old.assumed else old.end  # the last reset the server told
