@@ -1,30 +1,41 @@
-"""Storage backends, chosen by URL: "memory" (default) and, with extras, SQLite and Redis."""
+"""Storage backends, chosen by URL: "memory" (default) and "sqlite:///file.db"."""
 
 from __future__ import annotations
+
+import re
 
 from ..errors import ConfigurationError
 from .base import Storage
 from .memory import MemoryStorage
+from .sqlite import SQLiteStorage
 
-__all__ = ["MemoryStorage", "Storage", "open_storage"]
+__all__ = ["MemoryStorage", "SQLiteStorage", "Storage", "open_storage", "redact_url"]
 
 _SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster")
 
 
+def redact_url(url: str) -> str:
+    """A storage URL fit for messages and logs: any password replaced by ``***``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
 def open_storage(url: str | Storage | None) -> Storage:
     """Turn a storage URL (or an existing store) into a Storage; a bad URL names itself."""
-    if url is None or url in {"memory", "memory://"}:
+    if url is None or url in ("memory", "memory://"):
         return MemoryStorage()
     if not isinstance(url, str):
         if isinstance(url, Storage):
             return url
         raise ConfigurationError(f"storage must be a URL string or a Storage, got {url!r}")
     scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+    if scheme == "sqlite":
+        return SQLiteStorage(url)
     if scheme not in _SCHEMES:
         raise ConfigurationError(
             f"storage URL must start with one of {', '.join(s + '://' for s in _SCHEMES)};"
-            f" got {url!r}"
+            f" got {redact_url(url)!r}"
         )
     raise ConfigurationError(
-        f"storage {scheme!r} is not available in this version (only 'memory'); got {url!r}"
+        f"storage {scheme!r} is not available in this version (memory and sqlite are);"
+        f" got {redact_url(url)!r}"
     )

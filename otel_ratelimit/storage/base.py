@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol, TypeVar, runtime_checkable
 
+from .. import engine
 from ..engine import Grant, KeyConfig, KeyState, Outcome
 from ..headers import Observation
 
-__all__ = ["LocalClock", "Storage"]
+__all__ = ["LocalClock", "SteppedStorage", "Storage"]
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -65,3 +70,59 @@ class LocalClock:
     def to_epoch(self, t: float) -> float:
         """Convert a store time to Unix epoch seconds."""
         return t - time.monotonic() + time.time()
+
+
+class SteppedStorage:
+    """The storage calls for stores that run the Python engine on a loaded state.
+
+    A subclass provides ``_step(key, fn)``: load the key's state, call ``fn(state, now)`` and
+    save the state, all atomically; async callers go through ``_astep``.
+    """
+
+    def _step(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
+        raise NotImplementedError
+
+    async def _astep(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
+        return self._step(key, fn)  # a short in-process step: it does not block the loop
+
+    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """Reserve a slot for ``cost`` on ``key``."""
+        return self._step(key, partial(_acquire, config, cost, max_wait))
+
+    def observe(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """Fold a response into ``key``."""
+        return self._step(key, partial(_observe, config, ticket, status, obs))
+
+    def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
+        """Give back a slot that was never used."""
+        self._step(key, partial(_release, config, grant))
+
+    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """``acquire`` for async code."""
+        return await self._astep(key, partial(_acquire, config, cost, max_wait))
+
+    async def aobserve(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """``observe`` for async code."""
+        return await self._astep(key, partial(_observe, config, ticket, status, obs))
+
+    async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
+        """``release`` for async code."""
+        await self._astep(key, partial(_release, config, grant))
+
+
+def _acquire(config: KeyConfig, cost: float, max_wait: float, s: KeyState, now: float) -> Grant:
+    return engine.acquire(s, config, now, cost, max_wait)
+
+
+def _observe(
+    config: KeyConfig, ticket: float, status: int, obs: Observation, s: KeyState, now: float
+) -> Outcome:
+    return engine.observe(s, config, now, ticket, status, obs)
+
+
+def _release(config: KeyConfig, grant: Grant, s: KeyState, now: float) -> None:
+    engine.release(s, config, grant, now)

@@ -8,24 +8,24 @@ from collections.abc import Callable
 from copy import deepcopy
 from typing import TypeVar
 
-from .. import engine
-from ..engine import Grant, KeyConfig, KeyState, Outcome
-from ..headers import Observation
-from .base import LocalClock
+from ..engine import KeyState
+from .base import LocalClock, SteppedStorage
 
 __all__ = ["MemoryStorage"]
 
 T = TypeVar("T")
 
 
-class MemoryStorage(LocalClock):
+class MemoryStorage(LocalClock, SteppedStorage):
     """Key states in this process. The lock is held only for one engine step, never across I/O,
     so it is safe (and cheap) to take from async code too. At most ``max_keys`` keys are kept:
     the least recently used is dropped first, so many distinct hosts cannot grow memory."""
 
     shared = False
 
-    def __init__(self, max_keys: int = 10_000) -> None:
+    def __init__(self, max_keys: int = 10_000, *, clock: Callable[[], float] | None = None) -> None:
+        if clock is not None:
+            self.now = clock  # type: ignore[method-assign]  # tests drive a fake clock
         self._states: OrderedDict[str, KeyState] = OrderedDict()
         self._lock = threading.Lock()
         self._max_keys = max_keys
@@ -40,34 +40,6 @@ class MemoryStorage(LocalClock):
             else:
                 self._states.move_to_end(key)
             return fn(state, self.now())
-
-    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
-        """Reserve a slot for ``cost`` on ``key``."""
-        return self._step(key, lambda s, now: engine.acquire(s, config, now, cost, max_wait))
-
-    def observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
-    ) -> Outcome:
-        """Fold a response into ``key``."""
-        return self._step(key, lambda s, now: engine.observe(s, config, now, ticket, status, obs))
-
-    def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
-        """Give back a slot that was never used."""
-        self._step(key, lambda s, now: engine.release(s, config, grant, now))
-
-    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
-        """``acquire`` for async code (a short in-memory step; it never blocks the loop)."""
-        return self.acquire(key, config, cost, max_wait)
-
-    async def aobserve(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
-    ) -> Outcome:
-        """``observe`` for async code."""
-        return self.observe(key, config, ticket, status, obs)
-
-    async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
-        """``release`` for async code."""
-        self.release(key, config, grant)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""

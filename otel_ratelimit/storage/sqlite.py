@@ -1,0 +1,156 @@
+"""SQLite storage: limits shared exactly by every process on one host, surviving restarts.
+
+Each step is one ``BEGIN IMMEDIATE`` transaction (read the key, run the engine, write it
+back), so concurrent processes serialize on the database's write lock instead of racing a
+read-modify-write. WAL mode keeps readers (status, the CLI) out of the writers' way. Time is
+the wall clock, which every process on the host shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..engine import KeyState, Window
+from ..errors import ConfigurationError, StorageError
+from .base import SteppedStorage
+
+__all__ = ["SQLiteStorage", "sqlite_path"]
+
+T = TypeVar("T")
+_SCHEMA = """CREATE TABLE IF NOT EXISTS ratelimit_state (
+    key TEXT PRIMARY KEY, state TEXT NOT NULL, touched REAL NOT NULL)"""
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///relative.db`` is relative to the working directory, ``sqlite:////abs.db``
+    absolute (the SQLAlchemy convention, so a relative file never lands in ``/``)."""
+    if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+        raise ConfigurationError(
+            f"SQLite URL must look like 'sqlite:///relative.db' or 'sqlite:////abs/path.db',"
+            f" got {url!r}"
+        )
+    rest = url[len("sqlite:///") :]
+    path = Path(rest) if rest.startswith("/") else Path.cwd() / rest
+    if not path.parent.is_dir():
+        raise ConfigurationError(f"directory of the SQLite file does not exist: {url!r}")
+    return path
+
+
+def _dump(state: KeyState) -> str:
+    return json.dumps(dataclasses.asdict(state), separators=(",", ":"))
+
+
+def _load(text: str) -> KeyState:
+    data: dict[str, Any] = json.loads(text)
+    windows = {name: Window(**w) for name, w in data.pop("windows").items()}
+    return KeyState(**data, windows=windows)
+
+
+class SQLiteStorage(SteppedStorage):
+    """Key states in one SQLite file; a connection per thread, async calls in a worker thread."""
+
+    shared = True
+
+    def __init__(self, url: str, *, timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.path = sqlite_path(url)
+        self._timeout = timeout
+        self._clock = clock
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._connect()  # fail at construction, not at the first request
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(_SCHEMA)
+            except sqlite3.Error as exc:
+                raise StorageError(
+                    f"cannot open SQLite database {str(self.path)!r}: {exc}"
+                ) from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def now(self) -> float:
+        """The store's clock: wall time, shared by every process on the host."""
+        return self._clock()
+
+    def to_epoch(self, t: float) -> float:
+        """Store times are already epoch seconds."""
+        return t
+
+    def _step(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT state FROM ratelimit_state WHERE key = ?", (key,)
+                ).fetchone()
+                state = _load(row[0]) if row else KeyState()
+                now = self.now()
+                result = fn(state, now)
+                conn.execute(
+                    "INSERT INTO ratelimit_state (key, state, touched) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET state = excluded.state, "
+                    "touched = excluded.touched",
+                    (key, _dump(state), now),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # locked past the timeout, read-only file, disk full
+            raise StorageError(f"SQLite database {str(self.path)!r} failed: {exc}") from exc
+        return result
+
+    async def _astep(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
+        # In a worker thread: the event loop never waits on the database's lock.
+        return await asyncio.to_thread(self._step, key, fn)
+
+    def load(self, key: str) -> tuple[KeyState, float] | None:
+        """The state of ``key`` and the current time, or None."""
+        row = (
+            self._connect()
+            .execute("SELECT state FROM ratelimit_state WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return (_load(row[0]), self.now()) if row else None
+
+    def keys(self) -> list[str]:
+        """Every key with state."""
+        rows = self._connect().execute("SELECT key FROM ratelimit_state ORDER BY key")
+        return [row[0] for row in rows]
+
+    def clear(self, key: str | None = None) -> None:
+        """Forget one key, or everything."""
+        conn = self._connect()
+        if key is None:
+            conn.execute("DELETE FROM ratelimit_state")
+        else:
+            conn.execute("DELETE FROM ratelimit_state WHERE key = ?", (key,))
+
+    def close(self) -> None:
+        """Close every connection this store opened (threads reconnect if used again)."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,164 @@
+"""Storage backends: the same decisions everywhere, shared across real processes, clear errors."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otel_ratelimit import ConfigurationError, RateLimiter, StorageError
+from otel_ratelimit.engine import KeyConfig
+from otel_ratelimit.headers import Observation, Quota
+from otel_ratelimit.limits import AdaptiveConfig, Limit
+from otel_ratelimit.storage import MemoryStorage, SQLiteStorage, open_storage, redact_url
+from otel_ratelimit.testing import Upstream
+
+CONFIG = KeyConfig(limits=(Limit(5, 2.0, burst=2),), adaptive=AdaptiveConfig())
+
+step = st.one_of(
+    st.tuples(st.just("acquire"), st.floats(0, 2), st.sampled_from([1, 2]),
+              st.sampled_from([0, 1, 5])),
+    st.tuples(st.just("observe"), st.floats(0, 2), st.sampled_from([200, 429, 503, 500]),
+              st.integers(0, 10)),
+)  # fmt: skip
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(step, min_size=1, max_size=40))
+def test_memory_and_sqlite_decide_alike(steps, tmp_path_factory):
+    """The same generated acquires and responses give the same decisions on memory and SQLite."""
+    clock_a, clock_b = FakeClock(), FakeClock()
+    path = tmp_path_factory.mktemp("db") / "diff.db"
+    stores = [MemoryStorage(clock=clock_a), SQLiteStorage(f"sqlite:///{path}", clock=clock_b)]
+    tickets: list[float] = []
+    try:
+        for kind, dt, a, b in steps:
+            clock_a.t += dt
+            clock_b.t += dt
+            if kind == "acquire":
+                grants = [s.acquire("api.test", CONFIG, a, b) for s in stores]
+                assert grants[0] == grants[1]
+                if grants[0].ok and not grants[0].again:
+                    tickets.append(grants[0].ticket)
+            elif tickets:
+                ticket = tickets.pop(0)
+                obs = Observation(quotas=(Quota("default", 10, b, 1.0),))
+                outs = [s.observe("api.test", CONFIG, ticket, a, obs) for s in stores]
+                assert outs[0] == outs[1]
+        memory, sqlite = (s.load("api.test") for s in stores)
+        assert (memory and memory[0]) == (sqlite and sqlite[0])
+    finally:
+        stores[1].close()
+
+
+def test_sqlite_state_survives_a_restart(tmp_path):
+    """A new store on the same file sees what the old one learned."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    first = SQLiteStorage(url)
+    first.acquire("api.test", CONFIG, 1, math.inf)
+    first.close()
+    again = SQLiteStorage(url)
+    assert again.keys() == ["api.test"]
+    assert again.load("api.test")[0].seq == 1
+    again.clear()
+    assert again.keys() == []
+    again.close()
+
+
+def test_sqlite_urls_relative_and_absolute(tmp_path, monkeypatch):
+    """sqlite:///x.db lands in the working directory, sqlite:////abs/x.db at the absolute path."""
+    monkeypatch.chdir(tmp_path)
+    rel = SQLiteStorage("sqlite:///relative.db")
+    assert rel.path == tmp_path / "relative.db" and rel.path.exists()
+    rel.close()
+    (tmp_path / "sub").mkdir()
+    absolute = SQLiteStorage(f"sqlite:///{tmp_path}/sub/abs.db")
+    assert absolute.path == tmp_path / "sub" / "abs.db"
+    absolute.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///no/such/dir/x.db",
+                                 "postgres://x", "redis+mongo://h", "memcached"])  # fmt: skip
+def test_wrong_storage_urls_are_configuration_errors(url):
+    """A wrong URL fails at construction, naming the URL."""
+    with pytest.raises(ConfigurationError) as info:
+        RateLimiter(storage=url)
+    assert url in str(info.value)
+
+
+def test_storage_urls_never_show_passwords():
+    """A password in a storage URL is redacted in every error message."""
+    assert redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    with pytest.raises(ConfigurationError) as info:
+        open_storage("nosuch://user:s3cret@host/0")
+    assert "s3cret" not in str(info.value)
+
+
+def test_read_only_sqlite_mount_is_a_clear_error(tmp_path):
+    """A database opened read-only (as on a read-only mount) fails with StorageError, fast."""
+    url = f"sqlite:///{tmp_path}/ro.db"
+    store = SQLiteStorage(url)
+    store.acquire("k", CONFIG, 1, 1.0)
+    store._connect().execute("PRAGMA query_only = ON")
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"ro\.db"):
+        store.acquire("k", CONFIG, 1, 1.0)
+    assert time.monotonic() - started < 2.0
+    store.close()
+
+
+def _worker(url: str, storage: str, seconds: float, errors) -> None:
+    limiter = RateLimiter(storage=storage, max_wait=30)
+    with limiter.client(base_url=url) as client:
+        deadline = time.monotonic() + seconds
+
+        def loop() -> None:
+            while time.monotonic() < deadline:
+                try:
+                    client.get("/x")
+                except Exception as exc:  # counted by the parent
+                    errors.put(repr(exc))
+                    return
+
+        threads = [threading.Thread(target=loop) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    limiter.close()
+
+
+@pytest.mark.parametrize("style", ["github", "openai"])
+def test_four_processes_share_sqlite_exactly(style, tmp_path):
+    """4 processes x 4 threads on one SQLite file: the upstream never answers 429."""
+    limit, window = (25, 5.0) if style == "github" else (10, 1.0)
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    with Upstream(style, limit=limit, window=window, latency=0.01) as up:
+        args = (up.url, f"sqlite:///{tmp_path}/s.db", 6.0, errors)
+        procs = [ctx.Process(target=_worker, args=args) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        assert errors.empty()
+        assert up.rejected == 0
+        assert up.ok >= 0.6 * up.allowed(6.0)
