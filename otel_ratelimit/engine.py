@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .headers import Observation, Quota
 from .limits import AdaptiveConfig, Limit
@@ -88,9 +89,11 @@ class KeyState:
     touched: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """An acquire's answer: go after ``wait`` seconds (when ``ok``), holding ``ticket``."""
+class Grant(NamedTuple):
+    """An acquire's answer: go after ``wait`` seconds (when ``ok``), holding ``ticket``.
+
+    A named tuple, not a dataclass: one is built per request, and this is the cheapest.
+    """
 
     ok: bool
     wait: float
@@ -186,25 +189,33 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     if now < state.probing_until:
         return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "probe", again=True)
     # A new key, or one idle past what its headers told: one probe learns before the rest go.
-    probe = state.seq == 0 or any(_stale(w, now) for w in state.windows.values())
+    probe = state.seq == 0
+    if state.windows and not probe:
+        probe = any(_stale(w, now) for w in state.windows.values())
     if probe:
         for name, w in list(state.windows.items()):
             state.windows[name] = roll_window(w, now)
-    if _slow_start(state, config):
+    if config.adaptive is not None and _slow_start(state, config):
         return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", again=True)
-    gcras = _policies(state, config)
+    adaptive = config.adaptive is not None and state.rate is not None and not state.windows
+    tats = state.tats
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
     t, policy = max(now, state.last_at), "queue"
     if state.cooldown_until > t:
         t, policy = state.cooldown_until, "cooldown"
     if t == now:
         policy = ""
-    for _ in range(8):  # policies push each other later; a few rounds reach the fixed point
+    # A GCRA bucket only says "not before X", so one pass over them finds the latest X.
+    for lim in config.limits:
+        at = _gcra_earliest(tats.get(lim.name, 0.0), t, cost, lim.rate, lim.burst)
+        if at > t:
+            t, policy = at, lim.name
+    if adaptive:
+        at = _gcra_earliest(tats.get(_ADAPTIVE, 0.0), t, cost, state.rate or 1.0, 1.0)
+        if at > t:
+            t, policy = at, _ADAPTIVE
+    for _ in range(8 if state.windows else 0):  # windows roll: a few rounds reach a fixed point
         moved = False
-        for name, tat, rate, burst in gcras:
-            at = _gcra_earliest(tat, t, cost, rate, burst)
-            if at > t:
-                t, policy, moved = at, name, True
         for name, w in state.windows.items():
             at, again = window_earliest(w, t, cost)
             if again:
@@ -217,8 +228,10 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     wait = t - now
     if wait > max_wait:
         return Grant(False, wait, t, state.seq, cost, policy)
-    for name, tat, rate, _ in gcras:
-        state.tats[name] = max(tat, t) + cost / rate
+    for lim in config.limits:
+        tats[lim.name] = max(tats.get(lim.name, 0.0), t) + cost / lim.rate
+    if adaptive:
+        tats[_ADAPTIVE] = max(tats.get(_ADAPTIVE, 0.0), t) + cost / (state.rate or 1.0)
     for name, old in list(state.windows.items()):
         w = roll_window(old, t)
         w.spent += cost

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ConfigurationError
 
@@ -62,6 +62,7 @@ class Limit:
     window: float
     burst: float = 1.0
     name: str = "default"
+    rate: float = field(init=False, repr=False, compare=False)  # requests per second
 
     def __post_init__(self) -> None:
         if isinstance(self.limit, bool) or not isinstance(self.limit, (int, float)):
@@ -71,11 +72,7 @@ class Limit:
         object.__setattr__(self, "window", parse_window(self.window))
         if not isinstance(self.burst, (int, float)) or not self.burst >= 1:
             raise ConfigurationError(f"burst must be a number >= 1, got {self.burst!r}")
-
-    @property
-    def rate(self) -> float:
-        """Requests per second."""
-        return self.limit / self.window
+        object.__setattr__(self, "rate", self.limit / self.window)  # read on every acquire
 
     def __str__(self) -> str:
         return f"{self.limit:g}/{self.window:g}s"
@@ -139,10 +136,10 @@ class AdaptiveConfig:
     decrease_factor: float = 0.9
 
     def __post_init__(self) -> None:
-        for field in ("initial_rate", "max_rate"):
-            value = getattr(self, field)
+        for name in ("initial_rate", "max_rate"):
+            value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigurationError(f"{field} must be a positive number, got {value!r}")
+                raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
         if not (isinstance(self.min_rate, (int, float)) and self.min_rate > 0):
             raise ConfigurationError(f"min_rate must be a positive number, got {self.min_rate!r}")
         if not (isinstance(self.increase_step, (int, float)) and self.increase_step >= 0):
