@@ -105,43 +105,55 @@ def key_for(url: _URL) -> str:
     return host if url.port in (None, default) else f"{host}:{url.port}"
 
 
+class _Steps:
+    """Feeds a flow what its last op gave (or raised) and hands out the next op."""
+
+    __slots__ = ("error", "flow", "result", "value")
+
+    def __init__(self, flow: Flow[Any]) -> None:
+        self.flow = flow
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.value: Any = None
+
+    def next(self) -> Op | None:
+        """The next op, or None when the flow returned (its value is in ``value``)."""
+        try:
+            op = self.flow.throw(self.error) if self.error else self.flow.send(self.result)
+        except StopIteration as stop:
+            self.value = stop.value
+            return None
+        self.result = self.error = None
+        return op
+
+
 def drive(flow: Flow[R], storage: Storage, send: Callable[[Any], Any]) -> R:
     """Run a flow with blocking calls (threads)."""
-    result: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = flow.throw(error) if error is not None else flow.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result, error = None, None
+    steps = _Steps(flow)
+    while (op := steps.next()) is not None:
         try:
             if op.name == "sleep":
                 time.sleep(op.args[0])
             elif op.name == "send":
-                result = send(op.args[0])
+                steps.result = send(op.args[0])
             else:
-                result = getattr(storage, op.name)(*op.args)
+                steps.result = getattr(storage, op.name)(*op.args)
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
-            error = exc
+            steps.error = exc
+    return steps.value  # type: ignore[no-any-return]
 
 
 async def adrive(flow: Flow[R], storage: Storage, send: Callable[[Any], Awaitable[Any]]) -> R:
     """Run a flow with awaits (asyncio); nothing here blocks the event loop."""
-    result: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = flow.throw(error) if error is not None else flow.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result, error = None, None
+    steps = _Steps(flow)
+    while (op := steps.next()) is not None:
         try:
             if op.name == "sleep":
                 await asyncio.sleep(op.args[0])
             elif op.name == "send":
-                result = await send(op.args[0])
+                steps.result = await send(op.args[0])
             else:
-                result = await getattr(storage, "a" + op.name)(*op.args)
+                steps.result = await getattr(storage, "a" + op.name)(*op.args)
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
-            error = exc
+            steps.error = exc
+    return steps.value  # type: ignore[no-any-return]
