@@ -2,17 +2,21 @@
 
 Each vendor format is one entry of ``_TABLE``. Bad values never raise: they are dropped and
 counted in ``Observation.errors``, so a misbehaving server shows up in telemetry instead.
+This runs on every response, so the table is compiled at import: a response costs one pass
+over its header names, then dict lookups for just the rows whose names are present.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, KeysView, Mapping
 from dataclasses import dataclass
+from dataclasses import field as _derived
 from datetime import datetime, timezone
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import TypeAlias
 
 import http_sf
@@ -35,6 +39,7 @@ _MAX_TOKEN = 64  # bucket/reason strings become telemetry attributes: keep them 
 _NUM = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _GO_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"  # "ms" is tried before "m"
 _GO = re.compile(f"(?:{_GO_PART})+")
+_GO_PARTS = re.compile(_GO_PART)
 _GO_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
@@ -49,6 +54,7 @@ _CHECKS: dict[str, Callable[[float], bool]] = {
     "r": lambda v: v >= 0,  # remaining (or used)
     "t": lambda v: 0 <= v <= MAX_RESET_SECONDS,  # seconds until reset
 }
+_NUMBER = (int, float, Decimal)  # what a structured field's number parses to
 _F: TypeAlias = "float | None"
 _Pair: TypeAlias = "tuple[float | None, float | None]"
 _Member: TypeAlias = "tuple[str, object, dict[str, object]]"
@@ -84,7 +90,10 @@ class Observation:
 
 
 def _num(text: str) -> float | None:
-    number = float(text) if _NUM.fullmatch(text := text.strip()) else math.nan
+    text = text.strip()
+    number = (
+        float(text) if (text.isdigit() and text.isascii()) or _NUM.fullmatch(text) else math.nan
+    )
     return number if math.isfinite(number) else None  # "1e309" overflows to inf
 
 
@@ -129,11 +138,17 @@ def parse_reset(value: str, *, now: float, kind: str = "auto") -> float | None:
     """
     if not isinstance(value, str) or len(value) > _MAX_CHARS:
         return None
-    number = _num(text := value.strip())
-    if kind == "duration":
-        if number is None and _GO.fullmatch(text):
-            number = sum(float(n) * _GO_UNIT[unit] for n, unit in re.findall(_GO_PART, text))
-        return _within(number)
+    return _seconds(value.strip(), now, kind)
+
+
+def _seconds(text: str, now: float, kind: str) -> float | None:
+    if kind == "duration":  # a Go duration ends in a unit, a plain number never does
+        if (match := _GO.fullmatch(text)) and match.start(1) == 0:  # one part, as in "1s"
+            return _within(float(match[1]) * _GO_UNIT[match[2]])
+        if match:
+            return _within(sum([float(n) * _GO_UNIT[u] for n, u in _GO_PARTS.findall(text)]))
+        return _within(_num(text))
+    number = _num(text)
     if number is None:
         date = _rfc3339(text) if kind in ("auto", "rfc3339") else None
         if date is None and kind in ("auto", "http-date", "retry-after"):
@@ -153,67 +168,84 @@ def parse_retry_after(value: str, *, now: float) -> float | None:
     return parse_reset(value, now=now, kind="retry-after")
 
 
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def _read(headers: object, reads: frozenset[str]) -> tuple[dict[str, str | None], set[str]]:
+    """The fields named in `reads` (None: undecodable, oversized or not text) by lowercase name,
+    and the keys of the pairs that are no (name, value) at all."""
+    fields: dict[str, str | None] = {}
+    bad: set[str] = set()
+    method = getattr(headers, "multi_items", None) or getattr(headers, "items", None)
+    pairs = method() if callable(method) else headers
+    if type(pairs) is not list and (
+        isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable)
+    ):
+        return fields, bad
+    index = -1
+    for pair in pairs:
+        index += 1
+        if type(pair) is tuple and len(pair) == 2:
+            name, value = pair
+        elif isinstance(pair, (tuple, list)) and len(pair) == 2:
+            name, value = pair[0], pair[1]
+        else:
+            name = value = None
+        if type(name) is not str:
+            name = name.decode("latin-1") if isinstance(name, bytes) else name
+            if not isinstance(name, str):
+                bad.add(f"#{index}")
+                continue
+        if (name := name.strip().lower()) not in reads:
+            continue  # no row reads it
+        text = value if type(value) is str else _text(value)
+        if name in fields:  # a repeated field is one list (RFC 9110 section 5.3)
+            old = fields[name]
+            text = None if old is None or text is None else f"{old}, {text}"
+        fields[name] = text if text is None or len(text) <= _MAX_CHARS else None
+    return fields, bad
+
+
 class _Ctx:
-    """Case-insensitive view of one response's headers, and the bad values found in them."""
+    """One response's fields, and the bad values found in them."""
 
-    __slots__ = ("_bad", "_fields", "bucket", "now")
+    __slots__ = ("_bad", "_fields", "bucket", "now", "present")
 
-    def __init__(self, headers: object, now: float) -> None:
+    def __init__(self, fields: dict[str, str | None], bad: set[str], now: float) -> None:
         self.now = now
         self.bucket: str | None = None  # the first matching row's server-named bucket
-        self._bad: set[str] = set()  # a set, so two rows reading one bad value count it once
-        self._fields: dict[str, str | None] = {}  # None: undecodable, oversized or not text
-        method = getattr(headers, "multi_items", None) or getattr(headers, "items", None)
-        pairs = method() if callable(method) else headers
-        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
-            return
-        for index, pair in enumerate(pairs):
-            name = pair[0] if isinstance(pair, (tuple, list)) and len(pair) == 2 else None
-            name = name.decode("latin-1") if isinstance(name, bytes) else name
-            if isinstance(name, str):
-                self._add(name.strip().lower(), pair[1])
-            else:
-                self.bad(f"#{index}")
-
-    def _add(self, name: str, value: object) -> None:
-        if isinstance(value, bytes):
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                value = None
-        text = value if isinstance(value, str) else None
-        if name in self._fields:  # a repeated field is one list (RFC 9110 section 5.3)
-            old = self._fields[name]
-            text = None if old is None or text is None else f"{old}, {text}"
-        self._fields[name] = text if text is None or len(text) <= _MAX_CHARS else None
-
-    def has(self, name: str) -> bool:
-        return bool(name) and name in self._fields
+        self._bad = bad  # a set, so two rows reading one bad value count it once
+        self._fields = fields
+        self.present: KeysView[str] = fields.keys()
 
     def get(self, name: str) -> str | None:
-        if (value := self._fields.get(name)) is None and self.has(name):
-            self.bad(name)  # counted only when a parser reads it: other headers are not ours
+        if (value := self._fields.get(name)) is None and name in self._fields:
+            self._bad.add(name)  # counted only when a parser reads it: other headers are not ours
         return value
 
     def bad(self, key: str) -> None:
         self._bad.add(key)
 
 
-def _checked(ctx: _Ctx, key: str, number: float | None, check: str) -> float | None:
-    if number is not None and math.isfinite(number) and _CHECKS[check](number):
-        return number
-    ctx.bad(key)
-    return None
-
-
 def _amount(ctx: _Ctx, name: str, check: str) -> float | None:
-    return None if (text := ctx.get(name)) is None else _checked(ctx, name, _num(text), check)
+    if (text := ctx.get(name)) is None:
+        return None
+    if (number := _num(text)) is not None and _CHECKS[check](number):  # _num: always finite
+        return number
+    ctx.bad(name)
+    return None
 
 
 def _reset(ctx: _Ctx, name: str, kind: str) -> float | None:
     if (text := ctx.get(name)) is None:
         return None
-    if (seconds := parse_reset(text, now=ctx.now, kind=kind)) is None:
+    if (seconds := _seconds(text.strip(), ctx.now, kind)) is None:  # text: str, not too long
         ctx.bad(name)
     return seconds
 
@@ -237,6 +269,7 @@ def _make(
     return None if limit is None and left is None else Quota(policy, limit, left, reset, window)
 
 
+@lru_cache(maxsize=64)  # RateLimit-Policy rarely changes; RateLimit is also tried as a list
 def _sf(text: str, kind: str) -> object | None:
     try:  # the library raises several exception types; any of them just means "malformed"
         return http_sf.parse(text.encode("ascii"), tltype=kind)
@@ -261,12 +294,16 @@ def _is_named(item: object) -> bool:
     return isinstance(item, (str, http_sf.Token))
 
 
-def _sf_value(ctx: _Ctx, key: str, raw: object, check: str) -> float | None:
+def _sf_value(ctx: _Ctx, key: str, raw: object, check: str, param: bool = False) -> float | None:
+    """A sane number, or None; a bad one is counted as `key` (`key;check` for a parameter)."""
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, Decimal)):
-        return _checked(ctx, key, None, check)  # a string, token, boolean... where a number goes
-    return _checked(ctx, key, float(raw), check)
+    # A string, token, boolean... where a number goes is as bad as an insane number.
+    number = float(raw) if isinstance(raw, _NUMBER) and not isinstance(raw, bool) else math.nan
+    if math.isfinite(number) and _CHECKS[check](number):
+        return number
+    ctx.bad(f"{key};{check}" if param else key)
+    return None
 
 
 def _ietf(ctx: _Ctx) -> list[Quota] | None:
@@ -277,7 +314,7 @@ def _ietf(ctx: _Ctx) -> list[Quota] | None:
         for key, item, extra in _members(ctx, field, named=True, quiet=field == "ratelimit"):
             entry = found.setdefault(str(item), {})
             for p in params:
-                value = _sf_value(ctx, f"{key};{p}", extra.get(p), p)
+                value = _sf_value(ctx, key, extra.get(p), p, param=True)
                 if entry.get(p) is None:  # a repeated policy name: the first wins
                     entry[p] = value
     made = [
@@ -290,7 +327,7 @@ def _ietf(ctx: _Ctx) -> list[Quota] | None:
 def _windows(ctx: _Ctx, field: str) -> list[_Pair]:
     """(number, window) per numeric member of a draft-06/07 list such as ``10, 10;w=1``."""
     return [
-        (_sf_value(ctx, key, item, "q"), _sf_value(ctx, f"{key};w", p.get("w"), "w"))
+        (_sf_value(ctx, key, item, "q"), _sf_value(ctx, key, p.get("w"), "w", param=True))
         for key, item, p in _members(ctx, field, named=False)
     ]
 
@@ -324,8 +361,6 @@ def _ietf07(ctx: _Ctx) -> list[Quota] | None:
 
 def _envoy(ctx: _Ctx) -> list[Quota] | None:
     """Draft -06 / Envoy: ``RateLimit-Limit: 10, 10;w=1, 1000;w=3600`` + Remaining + Reset."""
-    if not any(ctx.has(f"ratelimit-{n}") for n in ("limit", "remaining", "reset")):
-        return None
     windows = _windows(ctx, "ratelimit-limit")
     remaining = _amount(ctx, "ratelimit-remaining", "r")
     reset = _reset(ctx, "ratelimit-reset", "delta")
@@ -345,8 +380,8 @@ def _shopify(ctx: _Ctx) -> list[Quota] | None:
     return [Quota("default", capacity, capacity - used, used * 20 / capacity, 20.0)]
 
 
-_FIELDS = ("limit", "remaining", "used", "reset", "reset-after")
-_AMOUNTS = (("limit", "q"), ("remaining", "r"), ("used", "r"))
+_FIELDS = ("reset-after", "reset", "limit", "remaining", "used")  # in the order they are read
+_Names: TypeAlias = "tuple[str, str, str, str, str, str]"  # a policy, then its _FIELDS' names
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +395,20 @@ class _Fields:
     bucket: str = ""  # the field naming a server-side bucket
     match: tuple[tuple[str, ...], ...] = ()  # each group needs a present name (default: any)
     unless: tuple[str, ...] = ()  # names that mean another row owns these headers
+    # Derived once from the above, so that a response costs only set and dict lookups.
+    groups: tuple[frozenset[str], ...] = _derived(init=False, repr=False, compare=False)
+    reads: frozenset[str] = _derived(init=False, repr=False, compare=False)
+    plan: tuple[_Names, ...] = _derived(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plan = tuple((p, *(self.name(f, p) for f in _FIELDS)) for p in self.policies)
+        groups = self.match or (tuple(n for names in plan for n in names[1:]),)
+        reads = {*self.unless, *(n for g in groups for n in g), *(n for g in plan for n in g[1:])}
+        reads.add(self.name(self.bucket, "") if self.bucket else "")
+        # "" names a field this vendor lacks: it is never read, so it never matches either.
+        object.__setattr__(self, "groups", tuple(frozenset(filter(None, g)) for g in groups))
+        object.__setattr__(self, "reads", frozenset(reads - {""}))
+        object.__setattr__(self, "plan", plan)
 
     def name(self, field: str, policy: str) -> str:
         if not isinstance(self.names, str):
@@ -367,36 +416,54 @@ class _Fields:
         ok = field in self.fields.split() or field == self.bucket
         return self.names.replace("{f}", field).replace("{p}", policy) if ok else ""
 
+    def __call__(self, ctx: _Ctx) -> list[Quota] | None:
+        if self.unless and not ctx.present.isdisjoint(self.unless):
+            return None
+        for group in self.groups:
+            if ctx.present.isdisjoint(group):
+                return None
+        if self.bucket and ctx.bucket is None:
+            ctx.bucket = _token(ctx, self.name(self.bucket, ""))
+        quotas = []
+        for policy, reset_after, reset_at, limit, remaining, used in self.plan:
+            reset = _reset(ctx, reset_after, "delta") if reset_after else None  # Discord's
+            if reset is None:
+                reset = _reset(ctx, reset_at, self.kind)
+            quota = _make(
+                policy,
+                _amount(ctx, limit, "q"),
+                _amount(ctx, remaining, "r"),
+                used=_amount(ctx, used, "r") if used else None,
+                reset=reset,
+            )
+            if quota:
+                quotas.append(quota)
+        return quotas
 
-def _run_fields(ctx: _Ctx, row: _Fields) -> list[Quota] | None:
-    groups = row.match or (tuple(row.name(f, p) for f in _FIELDS for p in row.policies),)
-    if any(map(ctx.has, row.unless)) or not all(any(map(ctx.has, g)) for g in groups):
-        return None
-    if row.bucket and ctx.bucket is None:
-        ctx.bucket = _token(ctx, row.name(row.bucket, ""))
-    quotas = []
-    for p in row.policies:
-        reset = _reset(ctx, row.name("reset-after", p), "delta")  # Discord: more precise
-        if reset is None:
-            reset = _reset(ctx, row.name("reset", p), row.kind)
-        limit, left, used = (_amount(ctx, row.name(f, p), c) for f, c in _AMOUNTS)
-        if quota := _make(p, limit, left, used=used, reset=reset):
-            quotas.append(quota)
-    return quotas
+
+@dataclass(frozen=True, slots=True)
+class _Parser:
+    """A vendor format that needs code: `_parse` runs it only when one of `needs` is present."""
+
+    parse: Callable[[_Ctx], list[Quota] | None]
+    needs: str  # the names it reads; it returns None when none of them is present
+
+    def __call__(self, ctx: _Ctx) -> list[Quota] | None:
+        return self.parse(ctx)
 
 
 _RL = "x-ratelimit-"
 _X = _RL + "{f}"
 _GITHUB = (f"{_RL}resource", f"{_RL}used")
 _DISCORD = (f"{_RL}reset-after", f"{_RL}bucket", f"{_RL}global", f"{_RL}scope")
-_Row: TypeAlias = "_Fields | Callable[[_Ctx], list[Quota] | None]"
+_Row: TypeAlias = "_Fields | _Parser"
 # Order is precedence: when two rows report the same policy name, the earlier row wins.
 # GitHub, Discord, Reddit and "generic" share x-ratelimit-*: `match`/`unless` keep them apart.
 # fmt: off
 _TABLE: dict[str, _Row] = {
-    "ietf": _ietf,
-    "ietf-07": _ietf07,
-    "ietf-06": _envoy,
+    "ietf": _Parser(_ietf, "ratelimit-policy ratelimit"),
+    "ietf-07": _Parser(_ietf07, "ratelimit"),  # RateLimit-Policy alone is no draft-07
+    "ietf-06": _Parser(_envoy, "ratelimit-limit ratelimit-remaining ratelimit-reset"),
     "github": _Fields(_X, "limit remaining used reset", "epoch", bucket="resource",
                       match=(_GITHUB, (f"{_RL}limit", f"{_RL}resource"))),
     "twitter": _Fields("x-rate-limit-{f}", kind="epoch"),
@@ -407,11 +474,30 @@ _TABLE: dict[str, _Row] = {
                        match=(_DISCORD,), unless=_GITHUB),
     "reddit": _Fields(_X, "remaining used reset", "delta", match=((f"{_RL}used",),),
                       unless=(f"{_RL}limit", f"{_RL}resource", *_DISCORD)),
-    "shopify": _shopify,
+    "shopify": _Parser(_shopify, "x-shopify-shop-api-call-limit"),
     "rapidapi": _Fields(f"{_RL}{{p}}-{{f}}", kind="delta", policies=("requests",)),
     "generic": _Fields(_X, unless=_GITHUB + _DISCORD),
 }
 # fmt: on
+_SIGNALS = frozenset(  # read for every response, besides the rows
+    ("retry-after-ms", "retry-after", f"{_RL}global", f"{_RL}scope", "stripe-rate-limited-reason")
+)
+_ROWS = tuple((1 << i, name, row) for i, (name, row) in enumerate(_TABLE.items()))
+_TRIGGERS: dict[str, int] = {}  # name -> bits of the rows it can make match
+_CANDIDATES: dict[int, tuple[tuple[str, _Row], ...]] = {}  # bits -> those rows, in table order
+for _bit, _, _row in _ROWS:
+    for _name in _row.needs.split() if isinstance(_row, _Parser) else set().union(*_row.groups):
+        _TRIGGERS[_name] = _TRIGGERS.get(_name, 0) | _bit
+# Every name that is ever read: a response with none of them has nothing to parse.
+_READS = _SIGNALS.union(_TRIGGERS, *(r.reads for r in _TABLE.values() if isinstance(r, _Fields)))
+_EMPTY = Observation()
+
+
+@lru_cache(maxsize=16)
+def _custom(names: tuple[tuple[str, str], ...]) -> tuple[_Fields, frozenset[str]]:
+    """The row for a headers_map, and every name to read with it ("" names no header)."""
+    row = _Fields(dict(names))
+    return row, _READS.union(row.reads, (n for k, n in names if k == "retry_after")) - {""}
 
 
 def _retry_after(ctx: _Ctx, custom: str) -> float | None:
@@ -427,25 +513,44 @@ def _retry_after(ctx: _Ctx, custom: str) -> float | None:
 
 
 def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -> Observation:
-    ctx = _Ctx(headers, now)
-    names = {k: v.strip().lower() for k, v in (headers_map or {}).items() if isinstance(v, str)}
-    rows: list[tuple[str, _Row]] = [("custom", _Fields(names)), *_TABLE.items()]
+    names: dict[str, str] = {}
+    if headers_map:
+        names = {k: v.strip().lower() for k, v in headers_map.items() if isinstance(v, str)}
+    custom, reads = _custom(tuple(names.items())) if names else (None, _READS)
+    fields, bad = _read(headers, reads)
+    if not fields:  # the common case: a response without rate-limit headers
+        return Observation(errors=len(bad)) if bad else _EMPTY
+    ctx = _Ctx(fields, bad, now)
+    mask = 0
+    for name in fields:
+        mask |= _TRIGGERS.get(name, 0)
+    if (rows := _CANDIDATES.get(mask)) is None:  # the rows that may match; few masks occur
+        rows = _CANDIDATES[mask] = tuple((n, r) for b, n, r in _ROWS if b & mask)
+    if custom is not None:
+        rows = (("custom", custom), *rows)
     quotas: dict[str, Quota] = {}
     style = matched = None
     for name, row in rows:
-        found = _run_fields(ctx, row) if isinstance(row, _Fields) else row(ctx)
-        if found is not None:
+        if (found := row(ctx)) is not None:
             matched, style = matched or name, style or (name if found else None)
-            quotas.update((q.policy, q) for q in found if q.policy not in quotas)
-    flag = (_token(ctx, f"{_RL}global") or "false").lower()
-    if flag not in ("true", "false"):
-        ctx.bad(f"{_RL}global")
+            for quota in found:
+                if quota.policy not in quotas:
+                    quotas[quota.policy] = quota
+    retry_after = reason = None
+    is_global = False
+    if names or not ctx.present.isdisjoint(_SIGNALS):
+        flag = (_token(ctx, f"{_RL}global") or "false").lower()
+        if flag not in ("true", "false"):
+            ctx.bad(f"{_RL}global")
+        retry_after = _retry_after(ctx, names.get("retry_after", ""))
+        is_global = flag == "true" or _token(ctx, f"{_RL}scope") == "global"  # Discord 429s
+        reason = _token(ctx, "stripe-rate-limited-reason")
     return Observation(
         quotas=tuple(quotas.values()),
-        retry_after=_retry_after(ctx, names.get("retry_after", "")),
+        retry_after=retry_after,
         bucket=ctx.bucket,
-        is_global=flag == "true" or _token(ctx, f"{_RL}scope") == "global",  # Discord 429s
-        reason=_token(ctx, "stripe-rate-limited-reason"),
+        is_global=is_global,
+        reason=reason,
         errors=len(ctx._bad),
         style=style or matched,
     )

@@ -704,6 +704,52 @@ def test_empty_property() -> None:
     assert not Observation(quotas=(Quota("default", 1.0, None, None),)).empty
 
 
+# --- fast paths ---------------------------------------------------------------------------
+
+
+def test_no_rate_limit_headers_still_counts_bad_pairs() -> None:
+    """The early exit for responses without rate-limit headers keeps counting odd pairs."""
+    assert parse_headers([("Content-Type", "text/html"), ("a",), 7], now=NOW) == Observation(
+        errors=2
+    )
+
+
+def test_names_are_stripped_and_lowercased() -> None:
+    """Only exact known names are read, after stripping and lowercasing them."""
+    obs = parse_headers(
+        [(" X-RateLimit-Limit\t", "10"), (b"X-RATELIMIT-REMAINING ", b"3"), ("x-ratelimit", "1")],
+        now=NOW,
+    )
+    assert obs.style == "generic" and obs.quotas == (Quota("default", 10.0, 3.0, None),)
+
+
+def test_empty_header_name_is_never_read() -> None:
+    """A header without a name is no rate-limit field (not a Retry-After, not a `used`)."""
+    obs = parse_headers([("", "5"), (" ", "7"), ("x-ratelimit-limit", "10")], now=NOW)
+    assert obs.retry_after is None and obs.errors == 0
+    assert obs.quotas == (Quota("default", 10.0, None, None),)
+    assert parse_headers({"": "5"}, now=NOW, headers_map={"retry_after": " "}) == Observation()
+
+
+def test_same_policy_different_ratelimit() -> None:
+    """Parsed structured fields are reused across responses without mixing up their values."""
+    policy = '"p";q=100;w=60'
+    for remaining in (99, 50, 0, 50):
+        obs = parse_headers(
+            {"RateLimit-Policy": policy, "RateLimit": f'"p";r={remaining};t=9'}, now=NOW
+        )
+        assert obs.quotas == (Quota("p", 100.0, float(remaining), 9.0, 60.0),)
+
+
+def test_headers_maps_do_not_leak_between_calls() -> None:
+    """Each call reads the names of its own headers_map, whatever maps came before."""
+    headers = {"x-a": "10", "x-b": "20", "x-ratelimit-limit": "5"}
+    for name, limit in (("x-a", 10.0), ("x-b", 20.0), ("x-a", 10.0), ("x-c", 5.0)):
+        obs = parse_headers(headers, now=NOW, headers_map={"limit": name})
+        assert obs.quotas == (Quota("default", limit, None, None),)
+    assert parse_headers(headers, now=NOW).style == "generic"
+
+
 # --- property-based -----------------------------------------------------------------------
 
 KNOWN_NAMES = [
