@@ -38,8 +38,8 @@ PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what
 PACE_SPAN = 0.9  # ...and is spread over 90% of the time to reset: resets arrive late and rounded
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
 PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others back
-SPACING = 0.001  # slots of a header-learned key are 1 ms apart: the server then counts them in
-# ticket order, which the in-flight correction relies on (ties reorder and under-count)
+SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server then counts
+# them in ticket order, which the in-flight correction relies on (ties reorder, under-count)
 PROBE_POLL = 0.02  # how often held-back requests look again
 RAMP = 0.03  # rate gained per success while ramping: 3% per second
 _ADAPTIVE = "~adaptive"
@@ -202,7 +202,8 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     adaptive = config.adaptive is not None and state.rate is not None and not state.windows
     tats = state.tats
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
-    t, policy = max(now, state.last_at + (SPACING if state.windows else 0.0)), "queue"
+    spaced = state.windows and state.sent > state.answered  # others are out: keep their order
+    t, policy = max(now, state.last_at + (SPACING if spaced else 0.0)), "queue"
     if state.cooldown_until > t:
         t, policy = state.cooldown_until, "cooldown"
     if t == now:

@@ -207,6 +207,9 @@ class RateLimiter:
         client = self._async_clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+        aclose = getattr(self.storage, "aclose", None)
+        if aclose is not None:  # stores with async connections close this loop's first
+            await aclose()
         self.close()
 
     def __enter__(self) -> RateLimiter:

@@ -1,4 +1,4 @@
-"""Storage backends, chosen by URL: "memory" (default) and "sqlite:///file.db"."""
+"""Storage backends, chosen by URL: "memory" (default), "sqlite:///file.db" and "redis://host"."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .sqlite import SQLiteStorage
 
 __all__ = ["MemoryStorage", "SQLiteStorage", "Storage", "open_storage", "redact_url"]
 
-_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster")
+_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
 
 
 def redact_url(url: str) -> str:
@@ -26,10 +26,14 @@ def open_storage(url: str | Storage | None) -> Storage:
     if not isinstance(url, str):
         if isinstance(url, Storage):
             return url
+        if type(url).__module__.startswith("redis."):  # a ready redis.Redis or RedisCluster
+            return _redis(url)
         raise ConfigurationError(f"storage must be a URL string or a Storage, got {url!r}")
     scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
     if scheme == "sqlite":
         return SQLiteStorage(url)
+    if scheme in _SCHEMES[2:]:
+        return _redis(url)
     if scheme not in _SCHEMES:
         raise ConfigurationError(
             f"storage URL must start with one of {', '.join(s + '://' for s in _SCHEMES)};"
@@ -39,3 +43,14 @@ def open_storage(url: str | Storage | None) -> Storage:
         f"storage {scheme!r} is not available in this version (memory and sqlite are);"
         f" got {redact_url(url)!r}"
     )
+
+
+def _redis(url: object) -> Storage:
+    try:
+        from .redis import RedisStorage  # noqa: PLC0415  # redis is an optional dependency
+    except ImportError as exc:
+        shown = redact_url(url) if isinstance(url, str) else type(url).__name__
+        raise ConfigurationError(
+            f"storage {shown!r} needs redis-py: pip install 'otel-ratelimit[redis]'"
+        ) from exc
+    return RedisStorage(url)  # type: ignore[arg-type]  # checked by RedisStorage

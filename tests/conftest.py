@@ -1,0 +1,154 @@
+"""Real redis-server processes on free loopback ports: one server, a 3-node cluster, or more."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def require_redis() -> None:
+    """Skip without redis-server and redis-cli; on CI (CI=true) fail instead."""
+    if shutil.which("redis-server") and shutil.which("redis-cli"):
+        return
+    message = "redis-server and redis-cli are needed (apt-get install redis-server)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, bus: bool = False) -> int:
+    """A free loopback port (with ``bus``: port + 10000 free too, for a cluster node's bus)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if not bus or (port + 10000 < 65536 and _bindable(port + 10000)):
+            return port
+
+
+def start_server(directory: Path, port: int, *extra: str, ping_url: str | None = None,
+                 tls: bool = False) -> subprocess.Popen[bytes]:  # fmt: skip
+    """Start ``redis-server`` on ``port`` (no persistence, loopback only) and wait for PING."""
+    import redis  # noqa: PLC0415  # only when a server is wanted
+
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / f"redis-{port}.log"
+    ports = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
+    args = ["redis-server", *ports, "--bind", HOST, "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--dir", str(directory), *extra]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    url = ping_url or f"redis://{HOST}:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            with client:
+                client.ping()
+            return proc
+        except redis.RedisError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_server(proc)
+                pytest.fail(f"redis-server on port {port} did not start:\n{log.read_text()}")
+            time.sleep(0.02)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by ``start_server``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One redis-server for the session: its URL."""
+    require_redis()
+    port = free_port()
+    proc = start_server(tmp_path_factory.mktemp("redis"), port)
+    yield f"redis://{HOST}:{port}"
+    stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A 3-primary Redis Cluster for the session: ``redis+cluster://`` URL of one node."""
+    require_redis()
+    directory = tmp_path_factory.mktemp("cluster")
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port(bus=True)
+        if port not in ports:
+            ports.append(port)
+    procs = []
+    try:
+        for port in ports:
+            procs.append(start_server(
+                directory, port, "--cluster-enabled", "yes",
+                "--cluster-config-file", str(directory / f"nodes-{port}.conf"),
+                "--cluster-node-timeout", "5000",
+            ))  # fmt: skip
+        nodes = [f"{HOST}:{port}" for port in ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not all(_cluster_ok(port) for port in ports):
+            if time.monotonic() > deadline:
+                pytest.fail("the Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+        yield f"redis+cluster://{HOST}:{ports[0]}"
+    finally:
+        for proc in procs:
+            stop_server(proc)
+
+
+def _cluster_ok(port: int) -> bool:
+    command = ["redis-cli", "-h", HOST, "-p", str(port), "cluster", "info"]
+    info = subprocess.run(command, check=False, capture_output=True, text=True, timeout=5).stdout
+    return "cluster_state:ok" in info and "cluster_known_nodes:3" in info
+
+
+@pytest.fixture
+def redis_factory(
+    tmp_path: Path,
+) -> Iterator[Callable[..., tuple[int, subprocess.Popen[bytes]]]]:
+    """Start extra servers for one test (``start(*args, ping_url=..., tls=...)``)."""
+    require_redis()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra: str, ping_url: Callable[[int], str] | None = None,
+              tls: bool = False) -> tuple[int, subprocess.Popen[bytes]]:  # fmt: skip
+        port = free_port()
+        url = ping_url(port) if ping_url else None
+        proc = start_server(tmp_path / f"r{port}", port, *extra, ping_url=url, tls=tls)
+        procs.append(proc)
+        return port, proc
+
+    yield start
+    for proc in procs:
+        stop_server(proc)

@@ -1,0 +1,337 @@
+"""Redis storage: the Lua engine decides as the Python one, shared by real processes (one server
+and a 3-node cluster), two commands per request, TTLs, clear errors and asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+redis = pytest.importorskip("redis")
+
+from otel_ratelimit import ConfigurationError, RateLimiter, StorageError  # noqa: E402
+from otel_ratelimit.engine import KeyConfig  # noqa: E402
+from otel_ratelimit.headers import Observation, Quota  # noqa: E402
+from otel_ratelimit.limits import AdaptiveConfig, Limit  # noqa: E402
+from otel_ratelimit.storage import MemoryStorage, SQLiteStorage, open_storage  # noqa: E402
+from otel_ratelimit.storage.redis import PREFIX, RedisStorage  # noqa: E402
+from otel_ratelimit.testing import Upstream  # noqa: E402
+
+CONFIGS = [
+    KeyConfig(limits=(Limit(5, 2.0, burst=2),), adaptive=AdaptiveConfig()),
+    KeyConfig(adaptive=AdaptiveConfig()),  # slow start, first estimate, ramping, AIMD
+    KeyConfig(adaptive=AdaptiveConfig(initial_rate=2.0, max_rate=3.0, decrease_factor=0.7),
+              cooldown=0.5, max_cooldown=4.0),
+    KeyConfig(limits=(Limit(3, 1.0), Limit(10, 5.0, burst=3, name="slow")),
+              backoff_status_codes=frozenset({429})),
+    KeyConfig(adaptive=None),  # headers only
+]  # fmt: skip
+dt = st.one_of(st.floats(0, 2), st.sampled_from([0.0, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0]))
+quota = st.builds(
+    Quota,
+    st.sampled_from(["default", "default", "tokens"]),
+    st.sampled_from([None, 5, 10, 10.5, 100]),
+    st.one_of(st.none(), st.integers(0, 10), st.floats(0, 10), st.integers(0, 100)),
+    st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 3.0, 60.0]), st.floats(0, 10)),
+    st.sampled_from([None, 0.0, 1.0, 5.0]),
+)
+obs = st.builds(
+    Observation,
+    quotas=st.lists(quota, max_size=2).map(tuple),
+    retry_after=st.sampled_from([None, None, None, 0.0, 0.5, 2.0, 1000.0]),
+    errors=st.integers(0, 2),
+)
+acquire_step = st.tuples(st.just("acquire"), dt, st.sampled_from([1, 1, 2, 0, 5, 0.5]),
+                         st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]))  # fmt: skip
+observe_step = st.tuples(st.just("observe"), dt,
+                         st.sampled_from([200, 200, 200, 429, 429, 503, 500, 404, 0]), obs,
+                         st.integers(0, 9))  # fmt: skip
+release_step = st.tuples(st.just("release"), dt, st.integers(0, 9))
+step = st.one_of(acquire_step, acquire_step, observe_step, observe_step, release_step)
+
+
+class FakeClock:
+    t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(config=st.sampled_from(CONFIGS), steps=st.lists(step, min_size=20, max_size=80))
+def test_memory_sqlite_and_redis_decide_alike(config, steps, redis_url, tmp_path_factory):
+    """The same acquires, responses and releases give the same Grants, Outcomes and final
+    state on memory, SQLite and Redis (the Lua port), on one fake clock."""
+    clock, key = FakeClock(), f"diff-{uuid.uuid4()}"
+    path = tmp_path_factory.mktemp("db") / "diff.db"
+    sqlite = SQLiteStorage(f"sqlite:///{path}", clock=clock)
+    redis_store = RedisStorage(redis_url, clock=clock)
+    stores = [MemoryStorage(clock=clock), sqlite, redis_store]
+    held = []  # grants not yet answered or given back
+    try:
+        for kind, delta, *rest in steps:
+            clock.t += delta
+            if kind == "acquire":
+                grants = [s.acquire(key, config, rest[0], rest[1]) for s in stores]
+                assert grants[0] == grants[1] == grants[2]
+                held += [grants[0]] if grants[0].ok and not grants[0].again else []
+            elif held and kind == "observe":
+                ticket = held.pop(rest[2] % len(held)).ticket
+                outs = [s.observe(key, config, ticket, rest[0], rest[1]) for s in stores]
+                assert outs[0] == outs[1] == outs[2]
+            elif held:
+                grant = held.pop(rest[0] % len(held))
+                [s.release(key, config, grant) for s in stores]
+        states = [s.load(key) for s in stores]
+        assert states[0] == states[1] == states[2]  # (KeyState, now) or None
+        if states[0] is not None:  # and windows in the same order
+            assert list(states[0][0].windows) == list(states[2][0].windows)
+    finally:
+        sqlite.close(), redis_store.clear(key), redis_store.close()
+
+
+def _worker(urls: list[str], storage: str, seconds: float, errors) -> None:
+    limiter = RateLimiter(storage=storage, max_wait=30)
+    clients = [limiter.client(base_url=url) for url in urls]
+    deadline = time.monotonic() + seconds
+
+    def loop(client) -> None:
+        while time.monotonic() < deadline:
+            try:
+                client.get("/x")
+            except Exception as exc:  # counted by the parent
+                errors.put(repr(exc))
+                return
+
+    threads = [threading.Thread(target=loop, args=(clients[i % len(clients)],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    limiter.close()
+
+
+def _run_processes(upstreams: list[Upstream], storage: str, seconds: float = 6.0) -> None:
+    """4 real processes x 4 threads, spread over the upstreams, for ``seconds``."""
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    args = ([up.url for up in upstreams], storage, seconds, errors)
+    procs = [ctx.Process(target=_worker, args=args) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert errors.empty()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", ["github", "openai"])
+def test_four_processes_share_redis_exactly(style, redis_url):
+    """4 processes x 4 threads on one Redis: the upstream never answers 429."""
+    limit, window = (25, 5.0) if style == "github" else (10, 1.0)
+    RedisStorage(redis_url).clear()
+    with Upstream(style, limit=limit, window=window, latency=0.01) as up:
+        _run_processes([up], redis_url)
+        assert up.rejected == 0
+        assert up.ok >= 0.6 * up.allowed(6.0)
+
+
+@pytest.mark.slow
+def test_four_processes_share_a_redis_cluster(redis_cluster_url):
+    """The same on a 3-node cluster, three hosts whose keys live on three different nodes."""
+    store = RedisStorage(redis_cluster_url)
+    store.clear()
+    upstreams, nodes = [], set()
+    for _ in range(60):  # random ports: keep the hosts whose keys land on a node not yet used
+        up = Upstream("openai", limit=10, window=1.0, latency=0.01).start()
+        node = store._client.get_node_from_key(f"{PREFIX}{_key(up)}}}").name
+        if node in nodes:
+            up.stop()
+            continue
+        nodes.add(node)
+        upstreams.append(up)
+        if len(nodes) == 3:
+            break
+    try:
+        assert len(nodes) == 3
+        _run_processes(upstreams, redis_cluster_url)
+        for up in upstreams:
+            assert up.rejected == 0
+            assert up.ok >= 0.6 * up.allowed(6.0)
+        assert store.keys() == sorted(_key(up) for up in upstreams)  # SCAN on every primary
+        assert asyncio.run(_async_acquire(store, "async.c")).ticket == 1  # redis.asyncio cluster
+        store.clear()
+        assert store.keys() == []
+    finally:
+        for up in upstreams:
+            up.stop()
+        store.close()
+
+
+def _key(up: Upstream) -> str:
+    return up.url.split("//")[1]
+
+
+async def _async_acquire(store: RedisStorage, key: str):
+    grant = await store.aacquire(key, CONFIGS[0], 1, 60)
+    await store.aobserve(key, CONFIGS[0], grant.ticket, 200, Observation())
+    return grant  # the loop's client closes as asyncio.run shuts the loop down
+
+
+def _sync_acquire(store, key: str):
+    grant = store.acquire(key, CONFIGS[0], 1, 60)
+    store.observe(key, CONFIGS[0], grant.ticket, 200, Observation())
+    return grant
+
+
+def test_two_commands_per_request(redis_url):
+    """An outbound request costs at most two Redis commands, both EVALSHA; the only others are
+    the storage's connection check and its one script load."""
+    admin, n = redis.Redis.from_url(redis_url), 30
+    with Upstream("github", limit=1000, window=60.0, latency=0.0) as up:
+        admin.config_resetstat()
+        limiter = RateLimiter(storage=redis_url)
+        with limiter.client(base_url=up.url) as client:
+            for _ in range(n):
+                assert client.get("/x").status_code == 200
+        stats = admin.info("commandstats")
+        limiter.close()
+    calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+    # commandstats also counts the commands each script runs: one GET, TIME and SET
+    assert calls.pop("get") == calls.pop("time") == calls.pop("set") == calls["evalsha"]
+    assert calls.pop("evalsha") + calls.pop("eval", 0) <= 2 * n
+    for handshake in ("hello", "client|setinfo", "auth", "select", "config|resetstat"):
+        calls.pop(handshake, None)  # opening the one connection (and the test's own reset)
+    assert calls == {"ping": 1, "script|load": 1}
+    admin.close()
+
+
+def test_keys_ttl_status_and_clear_across_limiters(redis_url):
+    """Two limiters on one Redis see the same keys and status; TTLs are set; clear works."""
+    a, b, admin = RateLimiter(storage=redis_url), RateLimiter(storage=redis_url), None
+    a.clear()
+    with Upstream("github", limit=25, window=5.0) as up, Upstream("ietf") as other:
+        with a.client() as client:
+            for url in (up.url, up.url, up.url, other.url):
+                client.get(url + "/x")
+        assert b.storage.keys() == sorted([_key(up), _key(other)])
+        status = b.get_status(up.url)
+        assert status is not None and status.limit == 25 and status.remaining == 22
+        admin = redis.Redis.from_url(redis_url)
+        assert 3_500_000 < admin.pttl(f"{PREFIX}{_key(up)}}}") <= 3_600_000
+        b.clear(up.url)
+        assert a.storage.keys() == [_key(other)] and a.get_status(up.url) is None
+        b.clear()
+        assert a.storage.keys() == []
+    a.close(), b.close(), admin.close()
+
+
+def test_async_calls_use_redis_asyncio(redis_url, monkeypatch):
+    """aacquire/aobserve/arelease run on a redis.asyncio client, never the sync one."""
+    store, config = RedisStorage(redis_url), KeyConfig(limits=(Limit(5, 1.0),))
+    store.clear()
+    monkeypatch.setattr(store, "_script", None)  # any sync call would fail
+
+    async def main():
+        first = await store.aacquire("a.test", config, 1, 60)  # the probe: the others wait for it
+        assert (first.ticket, first.again) == (1, False)
+        assert (await store.aacquire("a.test", config, 1, 60)).policy == "probe"
+        assert (await store.aobserve("a.test", config, 1.0, 200, Observation())).backoff is None
+        grants = await asyncio.gather(*(store.aacquire("a.test", config, 1, 60) for _ in range(5)))
+        assert sorted(g.ticket for g in grants) == [2, 3, 4, 5, 6]
+        assert max(g.wait for g in grants) == pytest.approx(1.0, abs=0.05)
+        await store.arelease("a.test", config, max(grants, key=lambda g: g.ticket))
+        out = await store.aobserve("a.test", config, 1.0, 429, Observation(retry_after=2.0))
+        assert out.backoff == "retry_after" and out.cooldown == 2.0
+        script, _ = store._loops[asyncio.get_running_loop()]
+        assert isinstance(script, redis.commands.core.AsyncScript)
+        await store.aclose()
+        assert not store._loops
+
+    asyncio.run(main())
+    monkeypatch.undo()
+    state = store.load("a.test")
+    assert state is not None and state[0].sent == 6 and state[0].answered == 3
+    store.close()
+
+
+def test_async_client_end_to_end(redis_url):
+    """A limited httpx.AsyncClient on Redis storage, closed with the limiter."""
+
+    async def main(url: str) -> list[int]:
+        limiter = RateLimiter(storage=redis_url)
+        async with limiter.async_client(base_url=url) as client:
+            codes = [(await client.get("/x")).status_code for _ in range(5)]
+        await limiter.aclose()
+        return codes
+
+    with Upstream("github", limit=3, window=1.0) as up:
+        assert asyncio.run(main(up.url)) == [200] * 5
+        assert up.rejected == 0
+
+
+@pytest.mark.parametrize("url", ["redis://user:s3cret@127.0.0.1:notaport/0",
+                                 "redis://:s3cret@127.0.0.1:{port}/0",
+                                 "redis+cluster://:s3cret@127.0.0.1:{port}"])  # fmt: skip
+def test_bad_or_unreachable_redis_is_a_configuration_error(url):
+    """A wrong URL or a dead port fails at construction, fast, without the password."""
+    from conftest import free_port  # noqa: PLC0415
+
+    url, started = url.format(port=free_port()), time.monotonic()
+    with pytest.raises(ConfigurationError) as info:
+        RateLimiter(storage=url)
+    assert "s3cret" not in str(info.value) and "***" in str(info.value)
+    assert time.monotonic() - started < 5
+
+
+def test_passwords_tls_outages_and_ready_clients(redis_factory, redis_url, tmp_path):
+    """A password in the URL works (a wrong one is a ConfigurationError); a server that goes
+    away mid-use is a StorageError without the password; rediss:// and ready clients work."""
+    port, proc = redis_factory("--requirepass", "s3cret",
+                               ping_url=lambda p: f"redis://:s3cret@127.0.0.1:{p}")  # fmt: skip
+    store = open_storage(f"redis://:s3cret@127.0.0.1:{port}/0")
+    assert _sync_acquire(store, "pw.test").ok
+    with pytest.raises(ConfigurationError) as info:
+        RedisStorage(f"redis://:wrong-pw@127.0.0.1:{port}/0")
+    assert "wrong-pw" not in str(info.value)
+    proc.terminate()
+    proc.wait(5)
+    with pytest.raises(StorageError) as failed:
+        store.acquire("pw.test", CONFIGS[0], 1, 1)
+    assert "s3cret" not in str(failed.value) and f"127.0.0.1:{port}" in str(failed.value)
+    store.close()
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+               "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+               "-keyout", str(key), "-out", str(cert)]  # fmt: skip
+    subprocess.run(openssl, check=True, capture_output=True)
+    tls = f"rediss://127.0.0.1:{{}}/0?ssl_ca_certs={cert}"
+    port, _ = redis_factory("--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+                            tls=True, ping_url=tls.format)  # fmt: skip
+    store = RedisStorage(tls.format(port))
+    assert _sync_acquire(store, "tls.test").ok
+    assert asyncio.run(_async_acquire(store, "tls.test")).ticket == 2
+    assert store.keys() == ["tls.test"]
+    store.close()
+
+    client = redis.Redis.from_url(redis_url)  # a ready client: used, and left open
+    limiter = RateLimiter(storage=client)
+    limiter.clear("c.test")
+    assert _sync_acquire(limiter.storage, "c.test").ok
+    assert asyncio.run(_async_acquire(limiter.storage, "c.test")).ticket == 2  # in a thread
+    limiter.close()
+    assert client.delete(f"{PREFIX}c.test}}") == 1
+    client.close()
