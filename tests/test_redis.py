@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import multiprocessing
 import subprocess
-import threading
 import time
 import uuid
 
@@ -16,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 redis = pytest.importorskip("redis")
+
+from processes import run_processes  # noqa: E402
 
 from otel_ratelimit import ConfigurationError, RateLimiter, StorageError  # noqa: E402
 from otel_ratelimit.engine import KeyConfig  # noqa: E402
@@ -100,41 +100,6 @@ def test_memory_sqlite_and_redis_decide_alike(config, steps, redis_url, tmp_path
         sqlite.close(), redis_store.clear(key), redis_store.close()
 
 
-def _worker(urls: list[str], storage: str, seconds: float, errors) -> None:
-    limiter = RateLimiter(storage=storage, max_wait=30)
-    clients = [limiter.client(base_url=url) for url in urls]
-    deadline = time.monotonic() + seconds
-
-    def loop(client) -> None:
-        while time.monotonic() < deadline:
-            try:
-                client.get("/x")
-            except Exception as exc:  # counted by the parent
-                errors.put(repr(exc))
-                return
-
-    threads = [threading.Thread(target=loop, args=(clients[i % len(clients)],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    limiter.close()
-
-
-def _run_processes(upstreams: list[Upstream], storage: str, seconds: float = 6.0) -> None:
-    """4 real processes x 4 threads, spread over the upstreams, for ``seconds``."""
-    ctx = multiprocessing.get_context("spawn")
-    errors = ctx.Queue()
-    args = ([up.url for up in upstreams], storage, seconds, errors)
-    procs = [ctx.Process(target=_worker, args=args) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    assert errors.empty()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("style", ["github", "openai"])
 def test_four_processes_share_redis_exactly(style, redis_url):
@@ -142,7 +107,7 @@ def test_four_processes_share_redis_exactly(style, redis_url):
     limit, window = (25, 5.0) if style == "github" else (10, 1.0)
     RedisStorage(redis_url).clear()
     with Upstream(style, limit=limit, window=window, latency=0.01) as up:
-        _run_processes([up], redis_url)
+        run_processes([up], redis_url)
         assert up.rejected == 0
         assert up.ok >= 0.6 * up.allowed(6.0)
 
@@ -165,7 +130,7 @@ def test_four_processes_share_a_redis_cluster(redis_cluster_url):
             break
     try:
         assert len(nodes) == 3
-        _run_processes(upstreams, redis_cluster_url)
+        run_processes(upstreams, redis_cluster_url)
         for up in upstreams:
             assert up.rejected == 0
             assert up.ok >= 0.6 * up.allowed(6.0)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
-import threading
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import run_processes
 
 from otel_ratelimit import ConfigurationError, RateLimiter, StorageError
 from otel_ratelimit.engine import KeyConfig
@@ -124,41 +123,11 @@ def test_read_only_sqlite_mount_is_a_clear_error(tmp_path):
     store.close()
 
 
-def _worker(url: str, storage: str, seconds: float, errors) -> None:
-    limiter = RateLimiter(storage=storage, max_wait=30)
-    with limiter.client(base_url=url) as client:
-        deadline = time.monotonic() + seconds
-
-        def loop() -> None:
-            while time.monotonic() < deadline:
-                try:
-                    client.get("/x")
-                except Exception as exc:  # counted by the parent
-                    errors.put(repr(exc))
-                    return
-
-        threads = [threading.Thread(target=loop) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    limiter.close()
-
-
 @pytest.mark.parametrize("style", ["github", "openai"])
 def test_four_processes_share_sqlite_exactly(style, tmp_path):
     """4 processes x 4 threads on one SQLite file: the upstream never answers 429."""
     limit, window = (25, 5.0) if style == "github" else (10, 1.0)
-    ctx = multiprocessing.get_context("spawn")
-    errors = ctx.Queue()
     with Upstream(style, limit=limit, window=window, latency=0.01) as up:
-        args = (up.url, f"sqlite:///{tmp_path}/s.db", 6.0, errors)
-        procs = [ctx.Process(target=_worker, args=args) for _ in range(4)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-        assert errors.empty()
+        run_processes([up], f"sqlite:///{tmp_path}/s.db")
         assert up.rejected == 0
         assert up.ok >= 0.6 * up.allowed(6.0)
