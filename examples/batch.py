@@ -1,6 +1,6 @@
 """A batch job within a rate limit: 8 threads call a local API that allows 20 requests/second.
 
-    python examples/batch.py [--style github] [--requests 200]
+    python examples/batch.py [--style openai] [--requests 200]
 
 The example starts its own rate-limited upstream (``otel_ratelimit.testing.Upstream``), so it
 needs no network. It prints progress every second and, at the end, what the limiter learned
@@ -20,7 +20,7 @@ from otel_ratelimit.testing import Upstream
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--style", default="github", choices=Upstream.STYLES)
+    parser.add_argument("--style", default="openai", choices=Upstream.STYLES)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--limit", type=int, default=20, help="the upstream's hidden limit per s")
     args = parser.parse_args()
