@@ -178,11 +178,16 @@ def _slow_start(state: KeyState, config: KeyConfig) -> bool:
     return state.sent - state.answered >= 1 + state.answered // 2
 
 
+def _adaptive_on(state: KeyState, config: KeyConfig) -> bool:
+    """Whether the learned rate binds: AIMD runs only where no headers told anything better."""
+    return config.adaptive is not None and state.rate is not None and not state.windows
+
+
 def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, float, float]]:
     """The GCRA policies in force: (name, tat, rate, burst)."""
     out = [(lim.name, state.tats.get(lim.name, 0.0), lim.rate, lim.burst) for lim in config.limits]
-    if config.adaptive is not None and state.rate is not None and not state.windows:
-        out.append((_ADAPTIVE, state.tats.get(_ADAPTIVE, 0.0), state.rate, 1.0))
+    if _adaptive_on(state, config):
+        out.append((_ADAPTIVE, state.tats.get(_ADAPTIVE, 0.0), state.rate or 1.0, 1.0))
     return out
 
 
@@ -199,7 +204,7 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
             state.windows[name] = roll_window(w, now)
     if config.adaptive is not None and _slow_start(state, config):
         return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", again=True)
-    adaptive = config.adaptive is not None and state.rate is not None and not state.windows
+    adaptive = _adaptive_on(state, config)
     tats = state.tats
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
     spaced = state.windows and state.sent > state.answered  # others are out: keep their order
