@@ -113,3 +113,45 @@ def test_empty_property() -> None:
     assert Observation(errors=3, reason="x").empty
     assert not Observation(retry_after=0.0).empty
     assert not Observation(quotas=(Quota("default", 1.0, None, None),)).empty
+
+
+@pytest.mark.parametrize(
+    ("headers", "errors", "kept"),
+    [
+        # a reset 10^12 s away: the limit is kept, the reset dropped
+        ({"ratelimit-limit": "10", "ratelimit-reset": str(10**12)}, 1, (10.0, None, None)),
+        (
+            {"ratelimit-policy": '"p";q=10', "ratelimit": f'"p";r=1;t={10**12}'},
+            1,
+            (10.0, 1.0, None),
+        ),
+        ({"x-ratelimit-limit": "10", "x-ratelimit-remaining": "-1"}, 1, (10.0, None, None)),
+        ({"x-ratelimit-limit": "NaN", "x-ratelimit-remaining": "5"}, 1, (None, 5.0, None)),
+        ({"ratelimit-policy": '"p";q=0;w=60', "ratelimit": '"p";r=5;t=30'}, 1, (None, 5.0, 30.0)),
+        # each rejected value counts, parameters of one member too
+        (
+            {"ratelimit-policy": '"p";q=10', "ratelimit": f'"p";r=-1;t={10**12}'},
+            2,
+            (10.0, None, None),
+        ),
+        (
+            {"x-ratelimit-limit": "nan", "x-ratelimit-remaining": "-1", "x-ratelimit-reset": "3"},
+            2,
+            None,
+        ),
+    ],
+)
+def test_errors_count_each_rejected_value(
+    headers: dict[str, str], errors: int, kept: tuple[float | None, ...] | None
+) -> None:
+    """`errors` is the exact number of rejected values; the sane values beside them are kept."""
+    obs = parse_headers(headers, now=NOW)
+    assert obs.errors == errors
+    assert [(q.limit, q.remaining, q.reset_after) for q in obs.quotas] == ([kept] if kept else [])
+
+
+def test_errors_ignore_headers_that_are_not_rate_limits() -> None:
+    """Garbage in headers no row reads is not a rate-limit error."""
+    obs = parse_headers({"x-foo": "nan", "content-length": "-1", "x-ratelimit": "-5"}, now=NOW)
+    assert obs == Observation() and obs.errors == 0
+    assert parse_headers({"x-foo": "nan", "retry-after": str(10**12)}, now=NOW).errors == 1

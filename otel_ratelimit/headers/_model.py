@@ -20,7 +20,13 @@ class Quota:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """Everything one response said about rate limits."""
+    """Everything one response said about rate limits.
+
+    ``errors`` counts the rate-limit values the response carried but the parser rejected
+    (malformed, negative, NaN, a zero quota, a reset or wait beyond ``MAX_RESET_SECONDS``):
+    each is ignored, so telemetry (``ratelimit.header.errors``) is where it shows. A value
+    read by two rows counts once; headers that no row reads never count.
+    """
 
     quotas: tuple[Quota, ...] = ()
     retry_after: float | None = None
