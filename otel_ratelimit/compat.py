@@ -29,6 +29,7 @@ __all__ = [
     "client_for",
     "make_client_for",
     "metrics_text",
+    "shared_transport",
     "wrap_session",
 ]
 
@@ -137,6 +138,48 @@ def aiohttp_middleware(limiter: RateLimiter) -> Callable[[Any, Any], Awaitable[A
         return response.raw
 
     return middleware
+
+
+# -- transports for SDKs that close their client after every request -------------------------
+
+
+class _KeepOpen(httpx.BaseTransport):
+    """An inner transport that ignores ``close()``: the pool outlives each short-lived client."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through the pool."""
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """Keep the pool: other threads' clients still use it (closed when collected)."""
+
+
+class _AsyncKeepOpen(httpx.AsyncBaseTransport):
+    """``_KeepOpen`` for async clients."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through the pool."""
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Keep the pool for the other clients."""
+
+
+def shared_transport(limiter: RateLimiter, *, asynchronous: bool = False, **options: Any) -> Any:
+    """A limited httpx transport that survives ``close()`` by any one client built on it.
+
+    githubkit builds a client around the given transport for every request and closes it
+    afterwards, which closes a shared pool under the other threads' feet.
+    """
+    if asynchronous:
+        return limiter.async_transport(_AsyncKeepOpen(httpx.AsyncHTTPTransport(**options)))
+    return limiter.transport(_KeepOpen(httpx.HTTPTransport(**options)))
 
 
 # -- preset clients -------------------------------------------------------------------------

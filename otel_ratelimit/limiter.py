@@ -189,6 +189,14 @@ class RateLimiter:
         """``client_for`` as an ``httpx.AsyncClient``."""
         return compat.client_for(self, name, asynchronous=True, **kwargs)
 
+    def shared_transport(self, **options: Any) -> Any:
+        """A limited transport that outlives the clients built on it (githubkit's ``transport``)."""
+        return compat.shared_transport(self, **options)
+
+    def shared_async_transport(self, **options: Any) -> Any:
+        """``shared_transport`` for async clients (githubkit's ``async_transport``)."""
+        return compat.shared_transport(self, asynchronous=True, **options)
+
     def metrics_text(self) -> str:
         """Every key's status as Prometheus text (``ratelimit_status_*`` gauges)."""
         return compat.metrics_text(self)
