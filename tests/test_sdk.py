@@ -7,6 +7,7 @@ counts the 429s the stand-in had to send. Run with ``-s`` to see both figures.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -160,3 +161,18 @@ def test_githubkit_with_limited_transports():
             return lambda: gh.request("GET", "/users/octocat").json()
 
         _compare("githubkit", (a, b), call(bare), call(sdk), calls=30)
+
+
+def test_githubkit_async_with_a_shared_async_transport():
+    """githubkit's async client, 16 concurrent coroutines: no 429, no closed-pool errors."""
+    with StandIn("github", "github", limit=10) as api:
+        limiter = RateLimiter()
+        gh = githubkit.GitHub("ghp_x", base_url=api.url, http_cache=False,
+                              async_transport=limiter.shared_async_transport())  # fmt: skip
+
+        async def main() -> list[int]:
+            calls = (gh.arequest("GET", f"/users/u{i}") for i in range(16))
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+        assert asyncio.run(main()) == [200] * 16
+        assert api.stats() == {"ok": 16, "rejected": 0, "total": 16}
