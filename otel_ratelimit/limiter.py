@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import compat
+from . import compat, compat_pool
 from .core import COST_EXTENSION, Core, key_for
 from .engine import KeyConfig
 from .errors import ConfigurationError
@@ -191,11 +191,11 @@ class RateLimiter:
 
     def shared_transport(self, **options: Any) -> Any:
         """A limited transport that outlives the clients built on it (githubkit's ``transport``)."""
-        return compat.shared_transport(self, **options)
+        return compat_pool.shared_transport(self, **options)
 
     def shared_async_transport(self, **options: Any) -> Any:
         """``shared_transport`` for async clients (githubkit's ``async_transport``)."""
-        return compat.shared_transport(self, asynchronous=True, **options)
+        return compat_pool.shared_transport(self, asynchronous=True, **options)
 
     def metrics_text(self) -> str:
         """Every key's status as Prometheus text (``ratelimit_status_*`` gauges)."""

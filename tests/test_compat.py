@@ -215,3 +215,21 @@ def test_metrics_text_of_an_empty_limiter_still_parses():
     """No keys: only HELP/TYPE lines, still valid."""
     families = list(text_string_to_metric_families(RateLimiter().metrics_text()))
     assert families and all(not f.samples for f in families)
+
+
+def test_shared_transport_closes_when_the_last_user_is_done():
+    """A client closing mid-stream of another leaves the pool open; the last one closes it."""
+    limiter = RateLimiter()
+    with Upstream("github", limit=50, window=5.0) as api:
+        transport = limiter.shared_transport()
+        pool = transport.inner.pool._pool  # the httpcore connection pool
+        first, second = httpx.Client(transport=transport), httpx.Client(transport=transport)
+        with first.stream("GET", api.url + "/a") as streaming:
+            assert second.get(api.url + "/b").status_code == 200
+            second.close()  # what githubkit does after each request
+            assert len(pool.connections) == 2  # still open: the stream is in use
+            assert streaming.read() == b'{"ok": true}'
+        assert len(pool.connections) == 0  # the last user closed it
+        assert first.get(api.url + "/c").status_code == 200  # and it opens again on demand
+        first.close()
+        assert len(pool.connections) == 0
