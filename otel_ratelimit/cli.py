@@ -128,12 +128,10 @@ def _fail(code: int, message: str) -> NoReturn:
     raise _Exit(code, message)
 
 
-def _limiter(args: argparse.Namespace, *, shared: bool = True) -> RateLimiter:
+def _limiter(args: argparse.Namespace) -> RateLimiter:
     url = args.storage
     if not url:
-        if shared:
-            _fail(EXIT_USAGE, f"no storage given: pass --storage URL or set {ENV}")
-        url = "memory"
+        _fail(EXIT_USAGE, f"no storage given: pass --storage URL or set {ENV}")
     try:
         limiter = RateLimiter(storage=url)
         limiter.storage.keys()  # reach the store now, not halfway through the output
@@ -229,7 +227,7 @@ def _probe(args: argparse.Namespace) -> int:
         if not sep or not name.strip():
             _fail(EXIT_USAGE, f"a header must look like 'Name: value', got {name.strip()!r}")
         headers[name.strip()] = value.strip()
-    with _limiter(args, shared=False) as limiter:
+    with RateLimiter() as limiter:  # the probe keeps nothing: the shared store is not touched
         try:
             response = limiter.request(args.method.upper(), args.url, headers=headers,
                                        timeout=args.timeout)  # fmt: skip

@@ -240,3 +240,21 @@ def test_watch_needs_a_positive_interval():
     """A zero interval is a usage error, exit 2."""
     done = run("watch", "--interval", "0", storage="memory")
     assert done.returncode == 2 and "must be a number of seconds > 0" in done.stderr
+
+
+def test_watch_exits_3_when_redis_goes_away(redis_factory):
+    """A store that stops answering mid-watch ends it with exit 3 and a clear message."""
+    port, server = redis_factory()
+    url = f"redis://127.0.0.1:{port}/0"
+    with Upstream("github", limit=50, window=5.0) as api, RateLimiter(storage=url) as limiter:
+        limiter.request("GET", api.url + "/x")
+    env = {**os.environ, "OTEL_RATELIMIT_STORAGE": url}
+    proc = subprocess.Popen([SCRIPT, "watch", "--interval", "0.2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    time.sleep(1.5)
+    server.kill()
+    server.wait(5)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    assert "Redis storage" in err and "failed" in err and "Traceback" not in err
+    assert "1 key(s) at" in out
