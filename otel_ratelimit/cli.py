@@ -61,8 +61,8 @@ class _Exit(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-ratelimit",
-        description="Look at, probe and clear the rate-limit state that otel_ratelimit "
-        "limiters share (limits, remaining quota, resets, cooldowns, learned rates).",
+        description="Look at, probe and clear the rate-limit state that otel_ratelimit\n"
+        "limiters share: limits, remaining quota, resets, cooldowns, learned rates.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -70,30 +70,33 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"the shared store (default: ${ENV})")  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    status = commands.add_parser("status", help="every key's limits, remaining quota, reset, "
-                                 "utilization, cooldown and adaptive rate")  # fmt: skip
+    def command(name: str, purpose: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=purpose, description=purpose)
+
+    status = command("status", "every key's limits, remaining quota, reset, utilization, "
+                     "cooldown and adaptive rate")  # fmt: skip
     status.add_argument("--endpoint", metavar="HOST", help="only this host (or URL)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    probe = commands.add_parser("probe", help="send one request and show what the limiter "
-                                "reads from the response")  # fmt: skip
-    probe.add_argument("url", metavar="URL")
-    probe.add_argument("-X", "--method", default="GET")
+    probe = command("probe", "send one request and show what the limiter reads from the response")
+    probe.add_argument("url", metavar="URL", help="the URL to request (its query is never printed)")
+    probe.add_argument("-X", "--method", default="GET", help="HTTP method (default GET)")
     probe.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
                        help="a request header (repeatable); values are never printed")  # fmt: skip
-    probe.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    probe.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                       help="seconds to wait for the answer (default 10)")  # fmt: skip
     probe.add_argument("--json", action="store_true", help="machine-readable output")
 
-    clear = commands.add_parser("clear", help="forget the state of one endpoint, or of all")
+    clear = command("clear", "forget the state of one endpoint, or of all")
     clear.add_argument("--endpoint", metavar="HOST", help="only this host (or URL)")
 
-    watch = commands.add_parser("watch", help="a live table of every key, refreshed")
+    watch = command("watch", "a live table of every key, refreshed")
     watch.add_argument("--interval", type=_positive, default=1.0, metavar="S",
                        help="seconds between refreshes (default 1)")  # fmt: skip
     watch.add_argument("--count", type=int, default=0, metavar="N",
                        help="stop after N refreshes (default: until Ctrl-C)")  # fmt: skip
 
-    presets = commands.add_parser("presets", help="the registry of per-API presets")
+    presets = command("presets", "the registry of per-API presets")
     presets.add_argument("name", nargs="?", help="only this preset")
     presets.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -166,13 +169,8 @@ def _keys(limiter: RateLimiter, endpoint: str | None) -> list[str]:
     except ConfigurationError as exc:
         _fail(EXIT_USAGE, str(exc))
     if key not in keys:
-        _fail(EXIT_NOT_FOUND, f"nothing stored for {key!r} in {_where(limiter)}")
+        _fail(EXIT_NOT_FOUND, f"nothing stored for {key!r}")
     return [key]
-
-
-def _where(limiter: RateLimiter) -> str:
-    label = getattr(limiter.storage, "_label", None) or getattr(limiter.storage, "path", None)
-    return str(label or type(limiter.storage).__name__)
 
 
 def _statuses(limiter: RateLimiter, endpoint: str | None) -> list[Any]:
