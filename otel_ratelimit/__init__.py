@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .compat import make_client_for
 from .errors import ConfigurationError, RateLimitError, RateLimitExceeded, StorageError
 from .headers import Observation, Quota, parse_headers
 from .limiter import RateLimiter
@@ -23,6 +24,7 @@ __all__ = [
     "RateLimitStatus",
     "RateLimiter",
     "StorageError",
+    "make_client_for",
     "parse_headers",
     "register_preset",
 ]

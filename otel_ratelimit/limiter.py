@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import compat, compat_pool
 from .core import COST_EXTENSION, Core, key_for
 from .engine import KeyConfig
 from .errors import ConfigurationError
@@ -165,6 +166,40 @@ class RateLimiter:
             client = self._async_clients[loop] = self.async_client()
         extensions = {**kwargs.pop("extensions", {}), COST_EXTENSION: cost}
         return await client.request(method, url, extensions=extensions, **kwargs)
+
+    # -- the older libraries' entry points (compat.py) --------------------------------
+
+    def wrap_session(self, session: Any) -> Any:
+        """Limit a ``requests.Session`` in place, keeping its auth, headers and cookies."""
+        return compat.wrap_session(self, session)
+
+    async def arequest_aiohttp(self, session: Any, method: str, url: str, **kwargs: Any) -> Any:
+        """Send one request through an ``aiohttp.ClientSession`` within the limits."""
+        return await compat.arequest_aiohttp(self, session, method, url, **kwargs)
+
+    def aiohttp_middleware(self) -> Any:
+        """A client middleware limiting every request of ``aiohttp.ClientSession(middlewares=)``."""
+        return compat.aiohttp_middleware(self)
+
+    def client_for(self, name: str, **kwargs: Any) -> Any:
+        """An httpx client for the preset ``name`` (its base_url, limits and backoff codes)."""
+        return compat.client_for(self, name, **kwargs)
+
+    def async_client_for(self, name: str, **kwargs: Any) -> Any:
+        """``client_for`` as an ``httpx.AsyncClient``."""
+        return compat.client_for(self, name, asynchronous=True, **kwargs)
+
+    def shared_transport(self, **options: Any) -> Any:
+        """A limited transport that outlives the clients built on it (githubkit's ``transport``)."""
+        return compat_pool.shared_transport(self, **options)
+
+    def shared_async_transport(self, **options: Any) -> Any:
+        """``shared_transport`` for async clients (githubkit's ``async_transport``)."""
+        return compat_pool.shared_transport(self, asynchronous=True, **options)
+
+    def metrics_text(self) -> str:
+        """Every key's status as Prometheus text (``ratelimit_status_*`` gauges)."""
+        return compat.metrics_text(self)
 
     # -- state -------------------------------------------------------------------------
 
