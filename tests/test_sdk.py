@@ -52,7 +52,7 @@ class StandIn(Upstream):
         super().__init__(style, limit=limit, window=1.0, **kw)
         self.vendor = vendor
 
-    def _body(self, d: Any) -> dict[str, object]:
+    def body(self, d: Any) -> dict[str, object]:
         return _OK[self.vendor] if d.admitted else _ERROR[self.vendor]
 
 

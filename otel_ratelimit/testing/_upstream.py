@@ -162,8 +162,12 @@ class Upstream:
 
     # -- the vendor's view of it --------------------------------------------------------
 
+    def body(self, d: Decision) -> dict[str, object]:
+        """The JSON body for decision ``d``; override it to serve a vendor's own bodies."""
+        return response_body(self.style, d, retry_after=self.retry_after)
+
     def _response(self, d: Decision) -> tuple[int, dict[str, object], list[tuple[str, str]]]:
         """Status, JSON body and headers that ``style`` sends for decision ``d``."""
-        body = response_body(self.style, d, retry_after=self.retry_after)
+        body = self.body(d)
         headers = response_headers(self.style, d, window=self.window, retry_after=self.retry_after)
         return (200 if d.admitted else 429), body, headers
