@@ -32,7 +32,9 @@ class RateLimiter:
     """Keeps outbound calls inside every API's limits, learned from headers or configured.
 
     One limiter serves all threads and coroutines of a process; with a shared storage URL
-    it serves every process that uses the same store.
+    it serves every process that uses the same store. ``on_storage_error`` says what happens
+    while that store cannot be used: "local" (default: keep limiting in this process with what
+    was last learned, back to shared state by itself), "allow" or "deny" (StorageError).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class RateLimiter:
         backoff_status_codes: Iterable[int] | None = None,
         presets: Mapping[str, Preset | Mapping[str, Any]] | None = None,
         use_presets: bool = True,
+        on_storage_error: str = "local",
     ) -> None:
         if not isinstance(max_wait, (int, float)) or math.isnan(max_wait) or max_wait < 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
@@ -54,7 +57,7 @@ class RateLimiter:
             unknown = set(headers_map) - {"limit", "remaining", "reset", "retry_after", "used"}
             if unknown:
                 raise ConfigurationError(f"unknown headers_map keys: {sorted(unknown)!r}")
-        self.storage = open_storage(storage)
+        self.storage = open_storage(storage, on_storage_error)
         self.default_limits = parse_limits(default_limits)
         self.adaptive = adaptive
         self.backoff_status_codes = (

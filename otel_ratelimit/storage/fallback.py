@@ -1,0 +1,370 @@
+"""The failure policy of a shared store: what a limiter does while Redis (or SQLite) is unusable.
+
+``FallbackStorage(shared, policy)`` wraps a shared store in the same Storage protocol, so the
+core and the engine never see an outage. When a call to the store fails (``StorageError`` or an
+``OSError``), the policy decides:
+
+* ``"local"`` (the default): keep limiting in this process, in a ``MemoryStorage`` seeded per
+  key with what the shared store last taught: the windows of the latest rate-limit headers, the
+  cooldown in force, the adaptive rate. The seed costs no store command: it is kept from the
+  responses that pass through anyway.
+* ``"allow"``: admit every request at once until the store is back.
+* ``"deny"``: refuse new requests with ``StorageError``. A request already sent keeps its
+  response: its ``observe`` never raises.
+
+While the store is down, one ``acquire`` at a time tries it again, at most every
+``PROBE_EVERY`` seconds; the first that goes through switches every key back to shared state.
+Every other call stays in the process and never waits on the dead store.
+
+Tickets a store hands out are >= 0. Slots granted in the process carry negative tickets
+(``-local - 1``; ``-0.5`` for "allow"), so their responses never reach a store that did not
+grant them, before or after it comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from types import TracebackType
+from typing import Any
+
+from .. import engine
+from ..engine import Grant, KeyConfig, KeyState, Outcome
+from ..errors import ConfigurationError, StorageError
+from ..headers import Observation, Quota
+from .base import Storage
+from .memory import MemoryStorage
+
+__all__ = ["POLICIES", "PROBE_EVERY", "FallbackStorage", "Listener", "check_policy"]
+
+POLICIES = ("local", "allow", "deny")
+PROBE_EVERY = 0.25  # seconds between two tries of a store that is down
+Listener = Callable[[str, str], None]  # (event, detail): "error" | "fallback" | "recovered"
+_FAILURES = (StorageError, OSError)
+_ALLOWED = -0.5  # the ticket of a slot the "allow" policy handed out: nothing to report back
+_logger = logging.getLogger("otel_ratelimit")
+_ACTIONS = {"local": "limiting in this process", "allow": "admitting every request",
+            "deny": "refusing new requests"}  # fmt: skip
+
+
+def check_policy(policy: object) -> str:
+    """``policy`` if it is one of POLICIES, else a ConfigurationError naming it."""
+    if policy not in POLICIES:
+        raise ConfigurationError(
+            f"on_storage_error must be one of {', '.join(map(repr, POLICIES))}, got {policy!r}"
+        )
+    return policy
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the shared store last taught about one key (times in epoch seconds)."""
+
+    config: KeyConfig
+    quotas: dict[str, tuple[float, Quota]] = field(default_factory=dict)
+    cooldown_until: float = 0.0
+    rate: float | None = None
+
+
+class FallbackStorage:
+    """A shared store with a failure policy: ``"local"``, ``"allow"`` or ``"deny"``.
+
+    ``listeners`` are called as ``listener(event, detail)``: ``"error"`` on every failed call,
+    ``"fallback"`` when the policy takes over, ``"recovered"`` when the store is back; the
+    detail is the class name of the error (never a URL or a message). ``label`` names the store
+    in log records (a redacted URL).
+    """
+
+    shared = True
+
+    def __init__(self, shared: Storage, policy: str = "local", *, label: str | None = None,
+                 probe_every: float = PROBE_EVERY, max_keys: int = 10_000) -> None:  # fmt: skip
+        self.inner = shared
+        self.policy = check_policy(policy)
+        self.label = label or type(shared).__name__
+        self.listeners: list[Listener] = []
+        self.local = MemoryStorage(max_keys, clock=time.time)  # epoch, as Redis and SQLite
+        self.down_since: float | None = None  # time.monotonic() of the failure, while down
+        self._probe_every = probe_every
+        self._max_keys = max_keys
+        self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._seeded: set[str] = set()  # keys whose local state was seeded in this outage
+        self._lock = threading.Lock()
+        self._probing = False
+        self._next_probe = 0.0
+        self._cause = ""
+
+    # -- the protocol --------------------------------------------------------------------
+
+    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """Reserve a slot in the shared store, or as the policy says while it is down."""
+        with self._attempt(probe=True) as shot:
+            if shot.go:
+                return self.inner.acquire(key, config, cost, max_wait)
+        return self._local_acquire(key, config, cost, max_wait, shot.error)
+
+    def observe(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """Fold a response into the store that granted its slot; never raises for an outage."""
+        if ticket >= 0:
+            with self._attempt() as shot:
+                if shot.go:
+                    out = self.inner.observe(key, config, ticket, status, obs)
+                    self._learned(key, config, obs, out)
+                    return out
+        return self._local_observe(key, config, ticket, status, obs)
+
+    def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
+        """Give back a slot that was never used (a shared one is lost while the store is down)."""
+        if grant.ticket >= 0:
+            with self._attempt() as shot:
+                if shot.go:
+                    self.inner.release(key, config, grant)
+        elif grant.ticket != _ALLOWED:
+            self.local.release(key, config, grant._replace(ticket=-grant.ticket - 1))
+
+    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """``acquire`` for async code."""
+        with self._attempt(probe=True) as shot:
+            if shot.go:
+                return await self.inner.aacquire(key, config, cost, max_wait)
+        return self._local_acquire(key, config, cost, max_wait, shot.error)
+
+    async def aobserve(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """``observe`` for async code."""
+        if ticket >= 0:
+            with self._attempt() as shot:
+                if shot.go:
+                    out = await self.inner.aobserve(key, config, ticket, status, obs)
+                    self._learned(key, config, obs, out)
+                    return out
+        return self._local_observe(key, config, ticket, status, obs)
+
+    async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
+        """``release`` for async code."""
+        if grant.ticket >= 0:
+            with self._attempt() as shot:
+                if shot.go:
+                    await self.inner.arelease(key, config, grant)
+        else:
+            self.release(key, config, grant)
+
+    def load(self, key: str) -> tuple[KeyState, float] | None:
+        """The shared state of ``key``; while the store is down, the one in this process."""
+        with self._attempt() as shot:
+            if shot.go:
+                return self.inner.load(key)
+        known = self._known.get(key)
+        if known is not None and self.policy == "local":
+            self._seed(key, known.config)
+        return self.local.load(key)
+
+    def to_epoch(self, t: float) -> float:
+        """Convert a store time to epoch seconds (shared and local times already are)."""
+        return self.inner.to_epoch(t)
+
+    def keys(self) -> list[str]:
+        """Every key with shared state; while the store is down, every key limited here."""
+        with self._attempt() as shot:
+            if shot.go:
+                return self.inner.keys()
+        return self.local.keys()
+
+    def clear(self, key: str | None = None) -> None:
+        """Forget one key, or everything, here and in the store (whose failure is raised)."""
+        with self._lock:
+            if key is None:
+                self._known.clear()
+            else:
+                self._known.pop(key, None)
+        self.local.clear(key)
+        self.inner.clear(key)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        """Close the store's connections of this event loop, then the rest."""
+        aclose = getattr(self.inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        else:
+            self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)  # url, path, ... of the wrapped store
+
+    # -- going down and coming back ------------------------------------------------------
+
+    def _attempt(self, *, probe: bool = False) -> _Attempt:
+        """Whether a call goes to the store: always while it works; while it is down, only a
+        probe (one at a time, every ``PROBE_EVERY``)."""
+        if self.down_since is None:
+            return _Attempt(self, go=True, probe=False)
+        if probe:
+            with self._lock:
+                if not self._probing and time.monotonic() >= self._next_probe:
+                    self._probing = True
+                    return _Attempt(self, go=True, probe=True)
+        return _Attempt(self, go=False, probe=False)
+
+    def _succeeded(self, probe: bool) -> None:
+        if not probe:
+            return  # a call sent before the failure: only a probe says the store is back
+        with self._lock:
+            since, self.down_since, self._probing = self.down_since, None, False
+        if since is not None:
+            outage = time.monotonic() - since
+            _logger.info("rate-limit storage %s is back after %.2fs: limits are shared again",
+                         self.label, outage)  # fmt: skip
+            self._emit("recovered", self._cause)
+
+    def _failed(self, exc: BaseException, probe: bool) -> None:
+        cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc
+        detail = type(cause).__name__
+        with self._lock:
+            first = self.down_since is None
+            if first:
+                self.down_since, self._cause = time.monotonic(), detail
+                self._seeded.clear()  # a new outage: seed from what was learned since the last
+            self._probing = self._probing and not probe
+            self._next_probe = time.monotonic() + self._probe_every
+        self._emit("error", detail)
+        if first:
+            _logger.warning("rate-limit storage %s failed (%s): %s until it is back"
+                            " (on_storage_error=%r)", self.label, detail,
+                            _ACTIONS[self.policy], self.policy)  # fmt: skip
+            self._emit("fallback", detail)
+
+    def _abandoned(self, probe: bool) -> None:
+        if probe:  # cancelled or interrupted: let the next caller probe
+            with self._lock:
+                self._probing = False
+
+    def _emit(self, event: str, detail: str) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event, detail)
+            except Exception:  # a broken listener must not fail a request
+                _logger.exception("storage listener %r failed on %r", listener, event)
+
+    # -- limiting in the process ---------------------------------------------------------
+
+    def _local_acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float,
+                       error: BaseException | None) -> Grant:  # fmt: skip
+        if self.policy == "allow":
+            return Grant(True, 0.0, time.time(), _ALLOWED, cost, "")
+        if self.policy == "deny":
+            raise StorageError(
+                f"rate-limit storage {self.label!r} is unavailable (on_storage_error='deny')"
+            ) from error
+        self._seed(key, config)
+        grant = self.local.acquire(key, config, cost, max_wait)
+        return grant._replace(ticket=-grant.ticket - 1)
+
+    def _local_observe(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        if ticket == _ALLOWED or self.policy != "local":
+            return Outcome()
+        self._seed(key, config)
+        if ticket < 0:
+            out = self.local.observe(key, config, -ticket - 1, status, obs)
+        else:  # granted by the store before it failed: learn from it all the same
+            out = self.local._step(key, partial(_stray, config, ticket, status, obs))
+        self._learned(key, config, obs, out)
+        return out
+
+    def _learned(self, key: str, config: KeyConfig, obs: Observation, out: Outcome) -> None:
+        """Keep what a response taught, to seed the local state if the store fails later."""
+        quotas = [q for q in obs.quotas if q.remaining is not None]
+        if not quotas and out.backoff is None and out.rate is None:
+            return
+        now = time.time()
+        with self._lock:
+            known = self._known.get(key)
+            if known is None:
+                known = self._known[key] = _Known(config)
+                if len(self._known) > self._max_keys:
+                    self._known.popitem(last=False)
+            else:
+                self._known.move_to_end(key)
+                known.config = config
+            for q in quotas:
+                known.quotas[q.policy] = (now, q)
+            if out.backoff is not None:
+                known.cooldown_until = max(known.cooldown_until, now + out.cooldown)
+            if out.rate is not None:
+                known.rate = out.rate
+
+    def _seed(self, key: str, config: KeyConfig) -> None:
+        """Give ``key`` its last known state, once per outage."""
+        if key in self._seeded:
+            return
+        with self._lock:
+            if key in self._seeded:
+                return
+            self._seeded.add(key)
+            self.local.clear(key)
+            known = self._known.get(key)
+            if known is not None:
+                self.local._step(key, partial(_seeded, known, config))
+
+
+class _Attempt:
+    """One call that may go to the store: a failure is recorded and swallowed, so the caller
+    continues after the ``with`` block as the policy says (``error`` holds it)."""
+
+    __slots__ = ("error", "go", "owner", "probe")
+
+    def __init__(self, owner: FallbackStorage, *, go: bool, probe: bool) -> None:
+        self.owner, self.go, self.probe = owner, go, probe
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:  # fmt: skip
+        if not self.go:
+            return False
+        if exc is None:
+            self.owner._succeeded(self.probe)
+            return False
+        if isinstance(exc, _FAILURES):
+            self.error = exc
+            self.owner._failed(exc, self.probe)
+            return True
+        self.owner._abandoned(self.probe)
+        return False
+
+
+def _seeded(known: _Known, config: KeyConfig, s: KeyState, now: float) -> None:
+    """A fresh state holding the last known windows, cooldown and adaptive rate."""
+    for seen, quota in sorted(known.quotas.values(), key=lambda item: item[0]):
+        engine.observe(s, config, seen, 0.0, 200, Observation(quotas=(quota,)))
+    s.cooldown_until = known.cooldown_until
+    s.rate = known.rate
+    s.answered = s.strikes = 0
+    s.probe_ok = 0.0
+
+
+def _stray(config: KeyConfig, ticket: float, status: int, obs: Observation,
+           s: KeyState, now: float) -> Outcome:  # fmt: skip
+    """A response to a slot the shared store granted: its headers count, but it neither answers
+    the local probe nor one of the local requests."""
+    answered, probing = s.answered, s.probing_until
+    out = engine.observe(s, config, now, ticket, status, obs)
+    s.answered, s.probing_until = answered, probing
+    return out
