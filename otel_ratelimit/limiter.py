@@ -15,7 +15,7 @@ from .errors import ConfigurationError
 from .limits import AdaptiveConfig, Limit, LimitSpec, parse_limits, parse_window
 from .presets import Preset, preset_for_host, resolve_presets
 from .status import RateLimitStatus, describe
-from .storage import Storage, open_storage
+from .storage import Storage, check_policy, open_storage
 from .transport import (
     AsyncLimitedTransport,
     LimitedTransport,
@@ -57,7 +57,7 @@ class RateLimiter:
             unknown = set(headers_map) - {"limit", "remaining", "reset", "retry_after", "used"}
             if unknown:
                 raise ConfigurationError(f"unknown headers_map keys: {sorted(unknown)!r}")
-        self.storage = open_storage(storage, on_storage_error)
+        self.storage = open_storage(storage, check_policy(on_storage_error))
         self.default_limits = parse_limits(default_limits)
         self.adaptive = adaptive
         self.backoff_status_codes = (

@@ -15,7 +15,7 @@ from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
 __all__ = ["POLICIES", "FallbackStorage", "MemoryStorage", "SQLiteStorage", "Storage",
-           "open_storage", "redact_url"]  # fmt: skip
+           "check_policy", "open_storage", "redact_url"]  # fmt: skip
 
 _SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
 

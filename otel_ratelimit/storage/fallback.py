@@ -26,18 +26,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
 from typing import Any
 
-from .. import engine
 from ..engine import Grant, KeyConfig, KeyState, Outcome
 from ..errors import ConfigurationError, StorageError
-from ..headers import Observation, Quota
+from ..headers import Observation
 from .base import Storage
+from .learned import Learned, stray
 from .memory import MemoryStorage
 
 __all__ = ["POLICIES", "PROBE_EVERY", "FallbackStorage", "Listener", "check_policy"]
@@ -61,16 +59,6 @@ def check_policy(policy: object) -> str:
     return policy
 
 
-@dataclass(slots=True)
-class _Known:
-    """What the shared store last taught about one key (times in epoch seconds)."""
-
-    config: KeyConfig
-    quotas: dict[str, tuple[float, Quota]] = field(default_factory=dict)
-    cooldown_until: float = 0.0
-    rate: float | None = None
-
-
 class FallbackStorage:
     """A shared store with a failure policy: ``"local"``, ``"allow"`` or ``"deny"``.
 
@@ -91,8 +79,7 @@ class FallbackStorage:
         self.local = MemoryStorage(max_keys, clock=time.time)  # epoch, as Redis and SQLite
         self.down_since: float | None = None  # time.monotonic() of the failure, while down
         self._probe_every = probe_every
-        self._max_keys = max_keys
-        self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._learned = Learned(max_keys)
         self._seeded: set[str] = set()  # keys whose local state was seeded in this outage
         self._lock = threading.Lock()
         self._probing = False
@@ -116,7 +103,7 @@ class FallbackStorage:
             with self._attempt() as shot:
                 if shot.go:
                     out = self.inner.observe(key, config, ticket, status, obs)
-                    self._learned(key, config, obs, out)
+                    self._learned.record(key, config, obs, out)
                     return out
         return self._local_observe(key, config, ticket, status, obs)
 
@@ -144,7 +131,7 @@ class FallbackStorage:
             with self._attempt() as shot:
                 if shot.go:
                     out = await self.inner.aobserve(key, config, ticket, status, obs)
-                    self._learned(key, config, obs, out)
+                    self._learned.record(key, config, obs, out)
                     return out
         return self._local_observe(key, config, ticket, status, obs)
 
@@ -162,9 +149,9 @@ class FallbackStorage:
         with self._attempt() as shot:
             if shot.go:
                 return self.inner.load(key)
-        known = self._known.get(key)
-        if known is not None and self.policy == "local":
-            self._seed(key, known.config)
+        config = self._learned.config(key)
+        if config is not None and self.policy == "local":
+            self._seed(key, config)
         return self.local.load(key)
 
     def to_epoch(self, t: float) -> float:
@@ -180,11 +167,7 @@ class FallbackStorage:
 
     def clear(self, key: str | None = None) -> None:
         """Forget one key, or everything, here and in the store (whose failure is raised)."""
-        with self._lock:
-            if key is None:
-                self._known.clear()
-            else:
-                self._known.pop(key, None)
+        self._learned.forget(key)
         self.local.clear(key)
         self.inner.clear(key)
 
@@ -282,31 +265,9 @@ class FallbackStorage:
         if ticket < 0:
             out = self.local.observe(key, config, -ticket - 1, status, obs)
         else:  # granted by the store before it failed: learn from it all the same
-            out = self.local._step(key, partial(_stray, config, ticket, status, obs))
-        self._learned(key, config, obs, out)
+            out = self.local._step(key, partial(stray, config, ticket, status, obs))
+        self._learned.record(key, config, obs, out)
         return out
-
-    def _learned(self, key: str, config: KeyConfig, obs: Observation, out: Outcome) -> None:
-        """Keep what a response taught, to seed the local state if the store fails later."""
-        quotas = [q for q in obs.quotas if q.remaining is not None]
-        if not quotas and out.backoff is None and out.rate is None:
-            return
-        now = time.time()
-        with self._lock:
-            known = self._known.get(key)
-            if known is None:
-                known = self._known[key] = _Known(config)
-                if len(self._known) > self._max_keys:
-                    self._known.popitem(last=False)
-            else:
-                self._known.move_to_end(key)
-                known.config = config
-            for q in quotas:
-                known.quotas[q.policy] = (now, q)
-            if out.backoff is not None:
-                known.cooldown_until = max(known.cooldown_until, now + out.cooldown)
-            if out.rate is not None:
-                known.rate = out.rate
 
     def _seed(self, key: str, config: KeyConfig) -> None:
         """Give ``key`` its last known state, once per outage."""
@@ -317,9 +278,7 @@ class FallbackStorage:
                 return
             self._seeded.add(key)
             self.local.clear(key)
-            known = self._known.get(key)
-            if known is not None:
-                self.local._step(key, partial(_seeded, known, config))
+            self.local._step(key, partial(self._learned.seed, key, config))
 
 
 class _Attempt:
@@ -348,23 +307,3 @@ class _Attempt:
             return True
         self.owner._abandoned(self.probe)
         return False
-
-
-def _seeded(known: _Known, config: KeyConfig, s: KeyState, now: float) -> None:
-    """A fresh state holding the last known windows, cooldown and adaptive rate."""
-    for seen, quota in sorted(known.quotas.values(), key=lambda item: item[0]):
-        engine.observe(s, config, seen, 0.0, 200, Observation(quotas=(quota,)))
-    s.cooldown_until = known.cooldown_until
-    s.rate = known.rate
-    s.answered = s.strikes = 0
-    s.probe_ok = 0.0
-
-
-def _stray(config: KeyConfig, ticket: float, status: int, obs: Observation,
-           s: KeyState, now: float) -> Outcome:  # fmt: skip
-    """A response to a slot the shared store granted: its headers count, but it neither answers
-    the local probe nor one of the local requests."""
-    answered, probing = s.answered, s.probing_until
-    out = engine.observe(s, config, now, ticket, status, obs)
-    s.answered, s.probing_until = answered, probing
-    return out
