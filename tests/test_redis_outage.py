@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 
@@ -110,36 +111,69 @@ def _check(server, up, events, marks, errors, caplog) -> None:
           f"first shared acquire after {marks['shared'] - server.back_at:.3f}s")  # fmt: skip
 
 
+def _threads(limiter: RateLimiter, up: Upstream, during, n: int = 4):
+    """``n`` threads sending requests while ``during()`` runs: (errors, (start, seconds) each)."""
+    errors, times, stop = [], [], threading.Event()
+
+    def loop(client) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                client.get("/x")
+            except Exception as exc:
+                errors.append(repr(exc))
+            times.append((started, time.monotonic() - started))
+
+    clients = [limiter.client(base_url=up.url) for _ in range(n)]
+    threads = [threading.Thread(target=loop, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    try:
+        during()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        for c in clients:
+            c.close()
+    return errors, times
+
+
 @pytest.mark.slow
 def test_redis_killed_and_restarted_under_threads(server, caplog):
     """4 threads through one limiter: no call fails, <= 5% 429s, shared again within 1 s."""
     caplog.set_level(logging.INFO, logger="otel_ratelimit")
     limiter = RateLimiter(storage=server.url, max_wait=30)
-    events, errors, marks = _events(limiter), [], {}
+    events, marks = _events(limiter), {}
     with Upstream("github", limit=20, window=1.0, latency=0.01) as up:
-        stop = threading.Event()
-
-        def loop(client) -> None:
-            while not stop.is_set():
-                try:
-                    client.get("/x")
-                except Exception as exc:
-                    errors.append(repr(exc))
-
-        clients = [limiter.client(base_url=up.url) for _ in range(4)]
-        threads = [threading.Thread(target=loop, args=(c,)) for c in clients]
-        for t in threads:
-            t.start()
-        try:
-            _outage(server, marks, up)
-            time.sleep(1.0)  # shared again for a while
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
-            for c in clients:
-                c.close()
+        errors, _ = _threads(limiter, up, lambda: (_outage(server, marks, up), time.sleep(1.0)))
         _check(server, up, events, marks, errors, caplog)
+    limiter.close()
+
+
+@pytest.mark.slow
+def test_a_hung_redis_holds_no_request_long(server):
+    """A Redis that stops answering (SIGSTOP) costs a request half a second at most: after the
+    first timeouts the others limit locally, and one probe at a time waits on the server."""
+    limiter = RateLimiter(storage=server.url, max_wait=30)
+    events = _events(limiter)
+
+    def hang() -> None:
+        time.sleep(0.8)
+        server.proc.send_signal(signal.SIGSTOP)
+        time.sleep(2.0)
+        server.proc.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+
+    with Upstream("github", limit=50, window=1.0, latency=0.01) as up:
+        errors, times = _threads(limiter, up, hang)
+        assert errors == [] and up.stats()["rejected"] == 0
+    slow = [t for _, t in times if t > 0.3]
+    assert max(slow) < 0.9  # the socket timeout (0.5 s), never redis-py's retries
+    assert len(slow) <= 4 + 2.0 / 0.25  # the calls in flight, then one probe at a time
+    assert len(times) > 3 * len(slow)  # everyone else went on
+    names = [e for _, e, _ in events]
+    assert names.count("fallback") == names.count("recovered") == 1
     limiter.close()
 
 

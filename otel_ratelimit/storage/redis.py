@@ -44,10 +44,11 @@ from .redis_codec import (
 
 __all__ = ["PREFIX", "RedisStorage"]
 
-# Short timeouts and one immediate retry (a pooled connection broken by a server restart gets
-# one fresh one): a dead server fails a call in milliseconds, never redis-py's default seconds of
-# backoff, so the failure policy (storage/fallback.py) takes over without holding requests.
-_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 2.0}
+# Short timeouts, and one immediate retry on a broken connection only (a pooled connection a
+# server restart closed gets one fresh one): a dead server fails a call in milliseconds and a
+# hung one in half a second, never after redis-py's default seconds of backoff, so the failure
+# policy (fallback.py) takes over without holding requests.
+_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 _ERRORS = (RedisError, RedisClusterException, OSError)
 _Loop = tuple[Any, AsyncGenerator[None, None]]  # a loop's script and the guard holding its client
 
@@ -55,14 +56,15 @@ _Loop = tuple[Any, AsyncGenerator[None, None]]  # a loop's script and the guard 
 def _sync_client(url: str) -> redis.Redis | RedisCluster:
     cluster = _cluster_url(url)
     if cluster is None:
-        return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 1), **_OPTIONS)
+        retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+        return redis.Redis.from_url(url, retry=retry, **_OPTIONS)
     return RedisCluster.from_url(cluster, **_OPTIONS)
 
 
 def _async_client(url: str) -> Any:
     cluster = _cluster_url(url)
     if cluster is None:
-        retry = redis.asyncio.retry.Retry(NoBackoff(), 1)
+        retry = redis.asyncio.retry.Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
         return redis.asyncio.Redis.from_url(url, retry=retry, **_OPTIONS)
     return redis.asyncio.cluster.RedisCluster.from_url(cluster, **_OPTIONS)
 
