@@ -119,6 +119,8 @@ def test_read_only_sqlite_mount_is_a_clear_error(tmp_path):
     started = time.monotonic()
     with pytest.raises(StorageError, match=r"ro\.db"):
         store.acquire("k", CONFIG, 1, 1.0)
+    with pytest.raises(StorageError, match=r"ro\.db"):
+        store.clear()
     assert time.monotonic() - started < 2.0
     store.close()
 
