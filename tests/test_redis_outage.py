@@ -18,7 +18,7 @@ from conftest import HOST, free_port, require_redis, start_server, stop_server  
 
 from otel_ratelimit import ConfigurationError, RateLimiter, StorageError  # noqa: E402
 from otel_ratelimit.engine import KeyConfig  # noqa: E402
-from otel_ratelimit.headers import Observation  # noqa: E402
+from otel_ratelimit.headers import Observation, Quota  # noqa: E402
 from otel_ratelimit.limits import Limit  # noqa: E402
 from otel_ratelimit.storage import FallbackStorage, open_storage  # noqa: E402
 from otel_ratelimit.storage.redis import PREFIX  # noqa: E402
@@ -207,6 +207,26 @@ def test_redis_killed_and_restarted_under_asyncio(server, caplog):
     with Upstream("openai", limit=20, window=1.0, latency=0.01) as up:
         events = asyncio.run(main(up))
         _check(server, up, events, marks, errors, caplog)
+
+
+def test_local_policy_starts_from_what_redis_taught(server):
+    """Once Redis is dead, the key's local state holds the cooldown and the window Redis had
+    learned: the next request waits out the Retry-After instead of going at once."""
+    store, config, key = open_storage(server.url, on_storage_error="local"), KeyConfig(), "s.test"
+    grant = store.acquire(key, config, 1, 60)
+    told = Observation(quotas=(Quota("default", 10, 4, 30.0),), retry_after=3.0)
+    assert store.observe(key, config, grant.ticket, 429, told).cooldown == 3.0
+    shared = store.load(key)[0]
+    server.kill()
+    grant = store.acquire(key, config, 1, 60)
+    assert grant.ticket < 0 and grant.policy == "cooldown"  # granted here, after the cooldown
+    assert 2.5 < grant.wait <= 3.0
+    local = store.load(key)[0]
+    assert local.cooldown_until == pytest.approx(shared.cooldown_until, abs=0.2)
+    window, learned = local.windows["default"], shared.windows["default"]
+    assert (window.limit, window.base) == (learned.limit, learned.base) == (10, 4)
+    assert window.end == pytest.approx(learned.end, abs=0.2)
+    store.close()
 
 
 def test_allow_admits_at_once_and_comes_back(server):

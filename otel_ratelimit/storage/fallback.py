@@ -1,24 +1,18 @@
 """The failure policy of a shared store: what a limiter does while Redis (or SQLite) is unusable.
 
 ``FallbackStorage(shared, policy)`` wraps a shared store in the same Storage protocol, so the
-core and the engine never see an outage. When a call to the store fails (``StorageError`` or an
-``OSError``), the policy decides:
+core and the engine never see an outage. When a call fails (``StorageError``, ``OSError``):
 
-* ``"local"`` (the default): keep limiting in this process, in a ``MemoryStorage`` seeded per
-  key with what the shared store last taught: the windows of the latest rate-limit headers, the
-  cooldown in force, the adaptive rate. The seed costs no store command: it is kept from the
-  responses that pass through anyway.
-* ``"allow"``: admit every request at once until the store is back.
-* ``"deny"``: refuse new requests with ``StorageError``. A request already sent keeps its
-  response: its ``observe`` never raises.
+* ``"local"`` (default): keep limiting in this process, in a ``MemoryStorage`` seeded per key
+  with what the store last taught (windows of the latest headers, cooldown, adaptive rate),
+  kept from the responses that pass through: the seed costs no store command.
+* ``"allow"``: admit every request at once. ``"deny"``: refuse new requests with
+  ``StorageError`` (a request already sent keeps its response: ``observe`` never raises).
 
 While the store is down, one ``acquire`` at a time tries it again, at most every
-``PROBE_EVERY`` seconds; the first that goes through switches every key back to shared state.
-Every other call stays in the process and never waits on the dead store.
-
-Tickets a store hands out are >= 0. Slots granted in the process carry negative tickets
-(``-local - 1``; ``-0.5`` for "allow"), so their responses never reach a store that did not
-grant them, before or after it comes back.
+``PROBE_EVERY`` s; the first that goes through switches back to shared state. Other calls never
+wait on the dead store. Slots granted in the process carry negative tickets (a store's are >= 0),
+so their responses never reach a store that did not grant them, before or after it is back.
 """
 
 from __future__ import annotations
