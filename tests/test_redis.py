@@ -208,7 +208,7 @@ def test_async_calls_use_redis_asyncio(redis_url, monkeypatch):
         assert (await store.aobserve("a.test", config, 1.0, 200, Observation())).backoff is None
         grants = await asyncio.gather(*(store.aacquire("a.test", config, 1, 60) for _ in range(5)))
         assert sorted(g.ticket for g in grants) == [2, 3, 4, 5, 6]
-        assert max(g.wait for g in grants) == pytest.approx(1.0, abs=0.05)
+        assert 0.8 < max(g.wait for g in grants) <= 1.0  # 5/s: 5 more slots after the first
         await store.arelease("a.test", config, max(grants, key=lambda g: g.ticket))
         out = await store.aobserve("a.test", config, 1.0, 429, Observation(retry_after=2.0))
         assert out.backoff == "retry_after" and out.cooldown == 2.0
