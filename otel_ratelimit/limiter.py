@@ -41,6 +41,7 @@ class RateLimiter:
         self,
         storage: str | Storage | None = "memory",
         *,
+        on_storage_error: str = "local",
         default_limits: LimitSpec | None = None,
         headers_map: Mapping[str, str] | None = None,
         raise_on_limit: bool = False,
@@ -49,7 +50,6 @@ class RateLimiter:
         backoff_status_codes: Iterable[int] | None = None,
         presets: Mapping[str, Preset | Mapping[str, Any]] | None = None,
         use_presets: bool = True,
-        on_storage_error: str = "local",
     ) -> None:
         if not isinstance(max_wait, (int, float)) or math.isnan(max_wait) or max_wait < 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")

@@ -26,7 +26,6 @@ _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.
               engine.PROBE_POLL, engine.RAMP, engine.SPACING)  # fmt: skip
 _ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
 _INTS = ("strikes", "sent", "answered")
-_WINDOW = ("limit", "start", "end", "base", "spent", "length", "seq")
 
 
 def name(key: str) -> str:
@@ -88,8 +87,9 @@ def decode_state(raw: bytes | str) -> KeyState:
 
 
 def _window(w: dict[str, Any]) -> Window:
-    v = [float(w[k]) for k in _WINDOW]
-    return Window(v[0], v[1], v[2], v[3], v[4], v[5], v[6], bool(w["assumed"]))
+    values: dict[str, Any] = {f.name: float(w[f.name]) for f in dataclasses.fields(Window)
+                              if f.name != "assumed"}  # fmt: skip
+    return Window(**values, assumed=bool(w["assumed"]))
 
 
 def grant(reply: Sequence[Any], cost: float) -> Grant:
