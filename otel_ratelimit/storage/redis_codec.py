@@ -67,10 +67,12 @@ def obs_json(obs: Observation) -> str:
 
 
 def decode_state(raw: bytes | str) -> KeyState:
-    """The KeyState stored as JSON by ``engine.lua`` (every field of ``KeyState``)."""
+    """The KeyState stored as JSON by ``engine.lua``: every field of ``KeyState`` it holds."""
     d = json.loads(raw)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(KeyState):
+        if field.name not in d:
+            continue  # written by an older version: the field's default
         n, v = field.name, d[field.name]
         if n == "windows":
             v = {w["name"]: _window(w) for w in v}
@@ -88,7 +90,7 @@ def decode_state(raw: bytes | str) -> KeyState:
 
 def _window(w: dict[str, Any]) -> Window:
     values: dict[str, Any] = {f.name: float(w[f.name]) for f in dataclasses.fields(Window)
-                              if f.name != "assumed"}  # fmt: skip
+                              if f.name != "assumed" and f.name in w}  # fmt: skip
     return Window(**values, assumed=bool(w["assumed"]))
 
 
