@@ -38,6 +38,7 @@ POLICIES = ("local", "allow", "deny")
 PROBE_EVERY = 0.25  # seconds between two tries of a store that is down
 Listener = Callable[[str, str], None]  # (event, detail): "error" | "fallback" | "recovered"
 _FAILURES = (StorageError, OSError)
+_AFTER = 0.01  # how long after the last slot granted here a shared one may go
 _ALLOWED = -0.5  # the ticket of a slot the "allow" policy handed out: nothing to report back
 _logger = logging.getLogger("otel_ratelimit")
 _ACTIONS = {"local": "limiting in this process", "allow": "admitting every request",
@@ -75,6 +76,7 @@ class FallbackStorage:
         self._probe_every = probe_every
         self._learned = Learned(max_keys)
         self._seeded: set[str] = set()  # keys whose local state was seeded in this outage
+        self._queued: dict[str, float] = {}  # key: the latest slot granted here (epoch)
         self._lock = threading.Lock()
         self._probing = False
         self._next_probe = 0.0
@@ -86,7 +88,7 @@ class FallbackStorage:
         """Reserve a slot in the shared store, or as the policy says while it is down."""
         with self._attempt(probe=True) as shot:
             if shot.go:
-                return self.inner.acquire(key, config, cost, max_wait)
+                return self._behind_local(key, self.inner.acquire(key, config, cost, max_wait))
         return self._local_acquire(key, config, cost, max_wait, shot.error)
 
     def observe(
@@ -114,7 +116,8 @@ class FallbackStorage:
         """``acquire`` for async code."""
         with self._attempt(probe=True) as shot:
             if shot.go:
-                return await self.inner.aacquire(key, config, cost, max_wait)
+                grant = await self.inner.aacquire(key, config, cost, max_wait)
+                return self._behind_local(key, grant)
         return self._local_acquire(key, config, cost, max_wait, shot.error)
 
     async def aobserve(
@@ -248,7 +251,23 @@ class FallbackStorage:
             ) from error
         self._seed(key, config)
         grant = self.local.acquire(key, config, cost, max_wait)
+        if grant.ok and not grant.again:
+            with self._lock:
+                self._queued[key] = max(self._queued.get(key, 0.0), grant.at)
         return grant._replace(ticket=-grant.ticket - 1)
+
+    def _behind_local(self, key: str, grant: Grant) -> Grant:
+        """A shared slot goes after the slots granted here during the outage: the API must
+        count those before the response that teaches the store its limit again."""
+        if not self._queued or not grant.ok or grant.again:
+            return grant
+        now = time.time()
+        with self._lock:
+            until = self._queued.get(key, 0.0)
+            if until <= now:
+                self._queued.pop(key, None)
+                return grant
+        return grant._replace(wait=max(grant.wait, until - now + _AFTER))
 
     def _local_observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
