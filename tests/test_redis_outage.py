@@ -229,6 +229,24 @@ def test_local_policy_starts_from_what_redis_taught(server):
     store.close()
 
 
+def test_after_the_outage_shared_slots_queue_behind_local_ones(server):
+    """Slots granted in the process during the outage go first: the first slot Redis grants
+    afterwards waits for the last of them, so the API counts them before it teaches Redis."""
+    store, config = open_storage(server.url, "local"), KeyConfig(limits=(Limit(2, 1.0),))
+    assert store.acquire("q.test", config, 1, 60).ticket >= 0
+    server.kill()
+    probe = store.acquire("q.test", config, 1, 60)  # a fresh local state probes first
+    store.observe("q.test", config, probe.ticket, 200, Observation())
+    local = [store.acquire("q.test", config, 1, 60) for _ in range(3)]  # 2/s: 0.5 s apart
+    assert all(g.ticket < 0 for g in local) and local[-1].wait > 1.4
+    server.start()
+    time.sleep(0.3)  # a probe is due
+    shared = store.acquire("q.test", config, 1, 60)
+    assert shared.ticket >= 0 and store.down_since is None
+    assert shared.wait == pytest.approx(local[-1].at - time.time() + 0.01, abs=0.05)
+    store.close()
+
+
 def test_allow_admits_at_once_and_comes_back(server):
     """With "allow", while Redis is dead, requests go out unlimited; then Redis limits again."""
     limiter = RateLimiter(storage=server.url, on_storage_error="allow", max_wait=30)

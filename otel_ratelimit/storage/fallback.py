@@ -17,30 +17,24 @@ so their responses never reach a store that did not grant them, before or after 
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections.abc import Callable
 from functools import partial
-from types import TracebackType
 from typing import Any
 
 from ..engine import Grant, KeyConfig, KeyState, Outcome
 from ..errors import ConfigurationError, StorageError
 from ..headers import Observation
 from .base import Storage
+from .health import PROBE_EVERY, Health, Listener
 from .learned import Learned, stray
 from .memory import MemoryStorage
 
 __all__ = ["POLICIES", "PROBE_EVERY", "FallbackStorage", "Listener", "check_policy"]
 
 POLICIES = ("local", "allow", "deny")
-PROBE_EVERY = 0.25  # seconds between two tries of a store that is down
-Listener = Callable[[str, str], None]  # (event, detail): "error" | "fallback" | "recovered"
-_FAILURES = (StorageError, OSError)
 _AFTER = 0.01  # how long after the last slot granted here a shared one may go
 _ALLOWED = -0.5  # the ticket of a slot the "allow" policy handed out: nothing to report back
-_logger = logging.getLogger("otel_ratelimit")
 _ACTIONS = {"local": "limiting in this process", "allow": "admitting every request",
             "deny": "refusing new requests"}  # fmt: skip
 
@@ -70,23 +64,26 @@ class FallbackStorage:
         self.inner = shared
         self.policy = check_policy(policy)
         self.label = label or type(shared).__name__
-        self.listeners: list[Listener] = []
         self.local = MemoryStorage(max_keys, clock=time.time)  # epoch, as Redis and SQLite
-        self.down_since: float | None = None  # time.monotonic() of the failure, while down
-        self._probe_every = probe_every
+        action = f"{_ACTIONS[self.policy]} until it is back (on_storage_error={self.policy!r})"
+        self.health = Health(self.label, action, probe_every)
+        self.listeners = self.health.listeners  # the same list: append here
         self._learned = Learned(max_keys)
         self._seeded: set[str] = set()  # keys whose local state was seeded in this outage
         self._queued: dict[str, float] = {}  # key: the latest slot granted here (epoch)
         self._lock = threading.Lock()
-        self._probing = False
-        self._next_probe = 0.0
-        self._cause = ""
+        self._outage = 0  # the outage the seeded keys belong to
+
+    @property
+    def down_since(self) -> float | None:
+        """``time.monotonic()`` when the store failed, while it is down; else None."""
+        return self.health.down_since
 
     # -- the protocol --------------------------------------------------------------------
 
     def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """Reserve a slot in the shared store, or as the policy says while it is down."""
-        with self._attempt(probe=True) as shot:
+        with self.health.attempt(probe=True) as shot:
             if shot.go:
                 return self._behind_local(key, self.inner.acquire(key, config, cost, max_wait))
         return self._local_acquire(key, config, cost, max_wait, shot.error)
@@ -96,7 +93,7 @@ class FallbackStorage:
     ) -> Outcome:
         """Fold a response into the store that granted its slot; never raises for an outage."""
         if ticket >= 0:
-            with self._attempt() as shot:
+            with self.health.attempt() as shot:
                 if shot.go:
                     out = self.inner.observe(key, config, ticket, status, obs)
                     self._learned.record(key, config, obs, out)
@@ -106,7 +103,7 @@ class FallbackStorage:
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """Give back a slot that was never used (a shared one is lost while the store is down)."""
         if grant.ticket >= 0:
-            with self._attempt() as shot:
+            with self.health.attempt() as shot:
                 if shot.go:
                     self.inner.release(key, config, grant)
         elif grant.ticket != _ALLOWED:
@@ -114,7 +111,7 @@ class FallbackStorage:
 
     async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """``acquire`` for async code."""
-        with self._attempt(probe=True) as shot:
+        with self.health.attempt(probe=True) as shot:
             if shot.go:
                 grant = await self.inner.aacquire(key, config, cost, max_wait)
                 return self._behind_local(key, grant)
@@ -125,7 +122,7 @@ class FallbackStorage:
     ) -> Outcome:
         """``observe`` for async code."""
         if ticket >= 0:
-            with self._attempt() as shot:
+            with self.health.attempt() as shot:
                 if shot.go:
                     out = await self.inner.aobserve(key, config, ticket, status, obs)
                     self._learned.record(key, config, obs, out)
@@ -135,7 +132,7 @@ class FallbackStorage:
     async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """``release`` for async code."""
         if grant.ticket >= 0:
-            with self._attempt() as shot:
+            with self.health.attempt() as shot:
                 if shot.go:
                     await self.inner.arelease(key, config, grant)
         else:
@@ -143,7 +140,7 @@ class FallbackStorage:
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """The shared state of ``key``; while the store is down, the one in this process."""
-        with self._attempt() as shot:
+        with self.health.attempt() as shot:
             if shot.go:
                 return self.inner.load(key)
         config = self._learned.config(key)
@@ -157,7 +154,7 @@ class FallbackStorage:
 
     def keys(self) -> list[str]:
         """Every key with shared state; while the store is down, every key limited here."""
-        with self._attempt() as shot:
+        with self.health.attempt() as shot:
             if shot.go:
                 return self.inner.keys()
         return self.local.keys()
@@ -184,60 +181,6 @@ class FallbackStorage:
         if name == "inner":  # not set yet (copying, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)  # url, path, ... of the wrapped store
-
-    # -- going down and coming back ------------------------------------------------------
-
-    def _attempt(self, *, probe: bool = False) -> _Attempt:
-        """Whether a call goes to the store: always while it works; while it is down, only a
-        probe (one at a time, every ``PROBE_EVERY``)."""
-        if self.down_since is None:
-            return _Attempt(self, go=True, probe=False)
-        if probe:
-            with self._lock:
-                if not self._probing and time.monotonic() >= self._next_probe:
-                    self._probing = True
-                    return _Attempt(self, go=True, probe=True)
-        return _Attempt(self, go=False, probe=False)
-
-    def _succeeded(self, probe: bool) -> None:
-        if not probe:
-            return  # a call sent before the failure: only a probe says the store is back
-        with self._lock:
-            since, self.down_since, self._probing = self.down_since, None, False
-        if since is not None:
-            outage = time.monotonic() - since
-            _logger.info("rate-limit storage %s is back after %.2fs: limits are shared again",
-                         self.label, outage)  # fmt: skip
-            self._emit("recovered", self._cause)
-
-    def _failed(self, exc: BaseException, probe: bool) -> None:
-        cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc
-        detail = type(cause).__name__
-        with self._lock:
-            first = self.down_since is None
-            if first:
-                self.down_since, self._cause = time.monotonic(), detail
-                self._seeded.clear()  # a new outage: seed from what was learned since the last
-            self._probing = self._probing and not probe
-            self._next_probe = time.monotonic() + self._probe_every
-        self._emit("error", detail)
-        if first:
-            _logger.warning("rate-limit storage %s failed (%s): %s until it is back"
-                            " (on_storage_error=%r)", self.label, detail,
-                            _ACTIONS[self.policy], self.policy)  # fmt: skip
-            self._emit("fallback", detail)
-
-    def _abandoned(self, probe: bool) -> None:
-        if probe:  # cancelled or interrupted: let the next caller probe
-            with self._lock:
-                self._probing = False
-
-    def _emit(self, event: str, detail: str) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event, detail)
-            except Exception:  # a broken listener must not fail a request
-                _logger.exception("storage listener %r failed on %r", listener, event)
 
     # -- limiting in the process ---------------------------------------------------------
 
@@ -284,39 +227,14 @@ class FallbackStorage:
 
     def _seed(self, key: str, config: KeyConfig) -> None:
         """Give ``key`` its last known state, once per outage."""
-        if key in self._seeded:
+        if key in self._seeded and self._outage == self.health.outages:
             return
         with self._lock:
+            if self._outage != self.health.outages:  # a new outage: seed from what is known now
+                self._seeded.clear()
+                self._outage = self.health.outages
             if key in self._seeded:
                 return
             self._seeded.add(key)
             self.local.clear(key)
             self.local._step(key, partial(self._learned.seed, key, config))
-
-
-class _Attempt:
-    """One call that may go to the store: a failure is recorded and swallowed, so the caller
-    continues after the ``with`` block as the policy says (``error`` holds it)."""
-
-    __slots__ = ("error", "go", "owner", "probe")
-
-    def __init__(self, owner: FallbackStorage, *, go: bool, probe: bool) -> None:
-        self.owner, self.go, self.probe = owner, go, probe
-        self.error: BaseException | None = None
-
-    def __enter__(self) -> _Attempt:
-        return self
-
-    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:  # fmt: skip
-        if not self.go:
-            return False
-        if exc is None:
-            self.owner._succeeded(self.probe)
-            return False
-        if isinstance(exc, _FAILURES):
-            self.error = exc
-            self.owner._failed(exc, self.probe)
-            return True
-        self.owner._abandoned(self.probe)
-        return False
