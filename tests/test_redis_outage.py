@@ -313,8 +313,9 @@ def test_deny_raises_on_the_first_failure_without_waiting(server):
 
     started = time.monotonic()
     asyncio.run(calls())
-    assert time.monotonic() - started < 1.5
-    assert 1 <= errors.count("error") <= 5  # not one connection attempt per call
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5  # 50 calls with 10 ms pauses: nothing waited on the dead server
+    assert 1 <= errors.count("error") <= 2 + elapsed / 0.25  # one try per 0.25 s, not 50
     raw.close(), store.close()
 
 
