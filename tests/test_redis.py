@@ -1,6 +1,6 @@
 """Redis storage: the Lua engine decides as the Python one, shared by real processes (one server
 and a 3-node cluster), two commands per request, TTLs and asyncio. Connecting is tested in
-test_redis_connect.py, outages in test_redis_outage.py."""
+test_redis_connect.py, outages in test_redis_outage.py and test_redis_policies.py."""
 
 from __future__ import annotations
 
