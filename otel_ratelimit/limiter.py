@@ -16,7 +16,7 @@ from .errors import ConfigurationError
 from .limits import AdaptiveConfig, Limit, LimitSpec, parse_limits, parse_window
 from .presets import Preset, preset_for_host, resolve_presets
 from .status import RateLimitStatus, describe
-from .storage import Storage, open_storage
+from .storage import Storage, check_policy, open_storage
 from .transport import (
     AsyncLimitedTransport,
     LimitedTransport,
@@ -33,13 +33,16 @@ class RateLimiter:
     """Keeps outbound calls inside every API's limits, learned from headers or configured.
 
     One limiter serves all threads and coroutines of a process; with a shared storage URL
-    it serves every process that uses the same store.
+    it serves every process that uses the same store. ``on_storage_error`` says what happens
+    while that store cannot be used: "local" (default: keep limiting in this process with what
+    was last learned, back to shared state by itself), "allow" or "deny" (StorageError).
     """
 
     def __init__(
         self,
         storage: str | Storage | None = "memory",
         *,
+        on_storage_error: str = "local",
         default_limits: LimitSpec | None = None,
         headers_map: Mapping[str, str] | None = None,
         raise_on_limit: bool = False,
@@ -55,7 +58,7 @@ class RateLimiter:
             unknown = set(headers_map) - {"limit", "remaining", "reset", "retry_after", "used"}
             if unknown:
                 raise ConfigurationError(f"unknown headers_map keys: {sorted(unknown)!r}")
-        self.storage = open_storage(storage)
+        self.storage = open_storage(storage, check_policy(on_storage_error))
         self.default_limits = parse_limits(default_limits)
         self.adaptive = adaptive
         self.backoff_status_codes = (

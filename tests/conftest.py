@@ -152,3 +152,54 @@ def redis_factory(
     yield start
     for proc in procs:
         stop_server(proc)
+
+
+REDIS_PASSWORD = "s3cret"
+
+
+class KillableRedis:
+    """One redis-server (with a password) that a test kills and starts again on its port."""
+
+    def __init__(self, directory: Path) -> None:
+        require_redis()
+        self.directory, self.port = directory, free_port()
+        self.url = f"redis://:{REDIS_PASSWORD}@{HOST}:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.back_at = 0.0  # time.monotonic() when the restarted server first answered PING
+
+    def start(self) -> None:
+        self.proc = start_server(self.directory, self.port, "--requirepass", REDIS_PASSWORD,
+                                 ping_url=self.url)  # fmt: skip
+        self.back_at = time.monotonic()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no goodbye to the clients
+        self.proc.wait(5)
+
+    def first_evalsha(self, timeout: float = 5.0) -> float:
+        """When the (restarted) server first ran a script call: shared limiting again."""
+        import redis  # noqa: PLC0415  # only when a server is wanted
+
+        admin = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        try:
+            while "cmdstat_evalsha" not in admin.info("commandstats"):
+                assert time.monotonic() < deadline, "no request went through Redis again"
+                time.sleep(0.005)
+            return time.monotonic()
+        finally:
+            admin.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_server(self.proc)
+
+
+@pytest.fixture
+def killable_redis(tmp_path: Path) -> Iterator[KillableRedis]:
+    """A redis-server for one test that it may kill (``kill``) and start again (``start``)."""
+    srv = KillableRedis(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()

@@ -1,12 +1,11 @@
 """Redis storage: the Lua engine decides as the Python one, shared by real processes (one server
-and a 3-node cluster), two commands per request, TTLs, clear errors and asyncio."""
+and a 3-node cluster), two commands per request, TTLs and asyncio. Connecting is tested in
+test_redis_connect.py, outages in test_redis_outage.py and test_redis_policies.py."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
-import time
 import uuid
 
 import pytest
@@ -17,11 +16,11 @@ redis = pytest.importorskip("redis")
 
 from processes import run_processes  # noqa: E402
 
-from otel_ratelimit import ConfigurationError, RateLimiter, StorageError  # noqa: E402
+from otel_ratelimit import RateLimiter  # noqa: E402
 from otel_ratelimit.engine import KeyConfig  # noqa: E402
 from otel_ratelimit.headers import Observation, Quota  # noqa: E402
 from otel_ratelimit.limits import AdaptiveConfig, Limit  # noqa: E402
-from otel_ratelimit.storage import MemoryStorage, SQLiteStorage, open_storage  # noqa: E402
+from otel_ratelimit.storage import MemoryStorage, SQLiteStorage  # noqa: E402
 from otel_ratelimit.storage.redis import PREFIX, RedisStorage  # noqa: E402
 from otel_ratelimit.testing import Upstream  # noqa: E402
 
@@ -154,12 +153,6 @@ async def _async_acquire(store: RedisStorage, key: str):
     return grant  # the loop's client closes as asyncio.run shuts the loop down
 
 
-def _sync_acquire(store, key: str):
-    grant = store.acquire(key, CONFIGS[0], 1, 60)
-    store.observe(key, CONFIGS[0], grant.ticket, 200, Observation())
-    return grant
-
-
 def test_two_commands_per_request(redis_url):
     """An outbound request costs at most two Redis commands, both EVALSHA; the only others are
     the storage's connection check and its one script load."""
@@ -215,7 +208,7 @@ def test_async_calls_use_redis_asyncio(redis_url, monkeypatch):
         assert (await store.aobserve("a.test", config, 1.0, 200, Observation())).backoff is None
         grants = await asyncio.gather(*(store.aacquire("a.test", config, 1, 60) for _ in range(5)))
         assert sorted(g.ticket for g in grants) == [2, 3, 4, 5, 6]
-        assert max(g.wait for g in grants) == pytest.approx(1.0, abs=0.05)
+        assert 0.8 < max(g.wait for g in grants) <= 1.0  # 5/s: 5 more slots after the first
         await store.arelease("a.test", config, max(grants, key=lambda g: g.ticket))
         out = await store.aobserve("a.test", config, 1.0, 429, Observation(retry_after=2.0))
         assert out.backoff == "retry_after" and out.cooldown == 2.0
@@ -244,59 +237,3 @@ def test_async_client_end_to_end(redis_url):
     with Upstream("github", limit=3, window=1.0) as up:
         assert asyncio.run(main(up.url)) == [200] * 5
         assert up.rejected == 0
-
-
-@pytest.mark.parametrize("url", ["redis://user:s3cret@127.0.0.1:notaport/0",
-                                 "redis://:s3cret@127.0.0.1:{port}/0",
-                                 "redis+cluster://:s3cret@127.0.0.1:{port}"])  # fmt: skip
-def test_bad_or_unreachable_redis_is_a_configuration_error(url):
-    """A wrong URL or a dead port fails at construction, fast, without the password."""
-    from conftest import free_port  # noqa: PLC0415
-
-    url, started = url.format(port=free_port()), time.monotonic()
-    with pytest.raises(ConfigurationError) as info:
-        RateLimiter(storage=url)
-    assert "s3cret" not in str(info.value) and "***" in str(info.value)
-    assert time.monotonic() - started < 5
-
-
-def test_passwords_tls_outages_and_ready_clients(redis_factory, redis_url, tmp_path):
-    """A password in the URL works (a wrong one is a ConfigurationError); a server that goes
-    away mid-use is a StorageError without the password; rediss:// and ready clients work."""
-    port, proc = redis_factory("--requirepass", "s3cret",
-                               ping_url=lambda p: f"redis://:s3cret@127.0.0.1:{p}")  # fmt: skip
-    store = open_storage(f"redis://:s3cret@127.0.0.1:{port}/0")
-    assert _sync_acquire(store, "pw.test").ok
-    with pytest.raises(ConfigurationError) as info:
-        RedisStorage(f"redis://:wrong-pw@127.0.0.1:{port}/0")
-    assert "wrong-pw" not in str(info.value)
-    proc.terminate()
-    proc.wait(5)
-    with pytest.raises(StorageError) as failed:
-        store.acquire("pw.test", CONFIGS[0], 1, 1)
-    assert "s3cret" not in str(failed.value) and f"127.0.0.1:{port}" in str(failed.value)
-    store.close()
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-               "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-               "-keyout", str(key), "-out", str(cert)]  # fmt: skip
-    subprocess.run(openssl, check=True, capture_output=True)
-    tls = f"rediss://127.0.0.1:{{}}/0?ssl_ca_certs={cert}"
-    port, _ = redis_factory("--tls-cert-file", str(cert), "--tls-key-file", str(key),
-                            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
-                            tls=True, ping_url=tls.format)  # fmt: skip
-    store = RedisStorage(tls.format(port))
-    assert _sync_acquire(store, "tls.test").ok
-    assert asyncio.run(_async_acquire(store, "tls.test")).ticket == 2
-    assert store.keys() == ["tls.test"]
-    store.close()
-
-    client = redis.Redis.from_url(redis_url)  # a ready client: used, and left open
-    limiter = RateLimiter(storage=client)
-    limiter.clear("c.test")
-    assert _sync_acquire(limiter.storage, "c.test").ok
-    assert asyncio.run(_async_acquire(limiter.storage, "c.test")).ticket == 2  # in a thread
-    limiter.close()
-    assert client.delete(f"{PREFIX}c.test}}") == 1
-    client.close()

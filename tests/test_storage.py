@@ -119,6 +119,8 @@ def test_read_only_sqlite_mount_is_a_clear_error(tmp_path):
     started = time.monotonic()
     with pytest.raises(StorageError, match=r"ro\.db"):
         store.acquire("k", CONFIG, 1, 1.0)
+    with pytest.raises(StorageError, match=r"ro\.db"):
+        store.clear()
     assert time.monotonic() - started < 2.0
     store.close()
 
@@ -131,3 +133,38 @@ def test_four_processes_share_sqlite_exactly(style, tmp_path):
         run_processes([up], f"sqlite:///{tmp_path}/s.db")
         assert up.rejected == 0
         assert up.ok >= 0.6 * up.allowed(6.0)
+
+
+@pytest.mark.parametrize("policy", ["local", "allow", "deny"])
+def test_sqlite_failure_follows_the_policy(policy, tmp_path):
+    """A SQLite file that turns read-only mid-run: "local" keeps limiting with what it learned,
+    "allow" admits at once, "deny" raises StorageError; writable again, it is shared again."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    limiter = RateLimiter(storage=url, on_storage_error=policy)
+    events = []
+    limiter.storage.listeners.append(lambda e, d: events.append((e, d)))
+    conn = limiter.storage.inner._connect()  # this thread's connection: the one requests use
+    with Upstream("github", limit=4, window=2.0, latency=0.0) as up, limiter.client() as client:
+        assert [client.get(up.url).status_code for _ in range(2)] == [200, 200]
+        conn.execute("PRAGMA query_only = ON")
+        started = time.monotonic()
+        if policy == "deny":
+            with pytest.raises(StorageError, match="on_storage_error='deny'"):
+                client.get(up.url)
+            assert up.stats()["total"] == 2
+        else:
+            codes = [client.get(up.url).status_code for _ in range(4)]
+            if policy == "local":  # 2 left in this window: the other 2 wait for the next one
+                assert codes == [200] * 4 and time.monotonic() - started > 0.5
+            else:
+                assert codes == [200, 200, 429, 429] and time.monotonic() - started < 0.5
+        conn.execute("PRAGMA query_only = OFF")
+        time.sleep(0.3)  # a probe is due
+        other, key = SQLiteStorage(url), up.url.split("//")[1]  # as another process sees it
+        sent = other.load(key)[0].sent
+        client.get(up.url)
+        assert other.load(key)[0].sent == sent + 1  # shared again
+        other.close()
+    assert [e for e, _ in events if e != "error"] == ["fallback", "recovered"]
+    assert {d for _, d in events} == {"OperationalError"}
+    limiter.close()

@@ -1,4 +1,8 @@
-"""Storage backends, chosen by URL: "memory" (default), "sqlite:///file.db" and "redis://host"."""
+"""Storage backends, chosen by URL: "memory" (default), "sqlite:///file.db" and "redis://host".
+
+A shared store (SQLite, Redis) opened with ``on_storage_error`` comes wrapped in a
+``FallbackStorage`` that applies that failure policy (see ``fallback.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import re
 
 from ..errors import ConfigurationError
 from .base import Storage
+from .fallback import POLICIES, FallbackStorage, check_policy
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
-__all__ = ["MemoryStorage", "SQLiteStorage", "Storage", "open_storage", "redact_url"]
+__all__ = ["POLICIES", "FallbackStorage", "MemoryStorage", "SQLiteStorage", "Storage",
+           "check_policy", "open_storage", "redact_url"]  # fmt: skip
 
 _SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
 
@@ -19,8 +25,29 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
-def open_storage(url: str | Storage | None) -> Storage:
-    """Turn a storage URL (or an existing store) into a Storage; a bad URL names itself."""
+def open_storage(url: str | Storage | None, on_storage_error: str | None = None) -> Storage:
+    """Turn a storage URL (or an existing store) into a Storage; a bad URL names itself.
+
+    With ``on_storage_error`` ("local", "allow" or "deny"), a shared store is wrapped in a
+    ``FallbackStorage`` applying that policy; without it, the store's errors are raised.
+    """
+    if on_storage_error is not None:
+        check_policy(on_storage_error)
+    store = _open(url)
+    if on_storage_error is None or not store.shared or isinstance(store, FallbackStorage):
+        return store
+    return FallbackStorage(store, on_storage_error, label=_label(url, store))
+
+
+def _label(url: object, store: Storage) -> str:
+    """How log records name a store: its URL without the password, or its file."""
+    if isinstance(url, str):
+        return redact_url(url)
+    named = getattr(store, "url", None) or getattr(store, "path", None)
+    return redact_url(str(named)) if named else type(store).__name__
+
+
+def _open(url: str | Storage | None) -> Storage:
     if url is None or url in ("memory", "memory://"):
         return MemoryStorage()
     if not isinstance(url, str):

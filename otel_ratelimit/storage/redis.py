@@ -4,106 +4,69 @@ Each decision is one EVALSHA of ``engine.lua``, a line-for-line port of ``otel_r
 the server loads the key's state (one JSON string), decides and saves it atomically on its own
 clock, so an outbound request costs two commands (acquire, observe). A key lives at
 ``otel_ratelimit:{<key>}``: the braces are a Redis Cluster hash tag, one slot per key. Every
-write sets a TTL, so idle keys vanish.
+write sets a TTL, so idle keys vanish. What the script is sent and replies is in ``redis_codec``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Sequence
-from functools import lru_cache
-from importlib.resources import files
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.retry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
 
-from .. import engine
-from ..engine import Grant, KeyConfig, KeyState, Outcome, Window
+from ..engine import Grant, KeyConfig, KeyState, Outcome
 from ..errors import ConfigurationError, StorageError
 from ..headers import Observation
 from . import redact_url
+from .redis_codec import (
+    PREFIX,
+    SCRIPT,
+    config_json,
+    decode_state,
+    grant,
+    name,
+    num,
+    obs_json,
+    outcome,
+    text,
+)
 
 __all__ = ["PREFIX", "RedisStorage"]
 
-PREFIX = "otel_ratelimit:{"
-SCRIPT = files(__package__).joinpath("engine.lua").read_text("utf-8")
-_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 5.0}
+# Short timeouts, and one immediate retry on a broken connection only (a pooled connection a
+# server restart closed gets one fresh one): a dead server fails a call in milliseconds and a
+# hung one in half a second, never after redis-py's default seconds of backoff, so the failure
+# policy (fallback.py) takes over without holding requests.
+_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 _ERRORS = (RedisError, RedisClusterException, OSError)
-_CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
-              engine.PROBE_POLL, engine.RAMP, engine.SPACING)  # fmt: skip
-_ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
-_FLOATS = ("seq", "cooldown_until", "probe_start", "probe_ok", "decrease_seq", "last_at",
-           "probing_until", "touched")  # fmt: skip
-_WINDOW = ("limit", "start", "end", "base", "spent", "length", "seq")
 _Loop = tuple[Any, AsyncGenerator[None, None]]  # a loop's script and the guard holding its client
 
 
-def _name(key: str) -> str:
-    return f"{PREFIX}{key}}}"
+def _sync_client(url: str) -> redis.Redis | RedisCluster:
+    cluster = _cluster_url(url)
+    if cluster is None:
+        retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+        return redis.Redis.from_url(url, retry=retry, **_OPTIONS)
+    return RedisCluster.from_url(cluster, **_OPTIONS)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _num(x: float) -> str:
-    return repr(float(x))  # shortest text that reads back as the same double ("inf" too)
-
-
-@lru_cache(maxsize=1024)
-def _config_json(config: KeyConfig) -> str:
-    a = config.adaptive
-    adaptive = None if a is None else {name: getattr(a, name) for name in _ADAPTIVE_FIELDS}
-    data = {
-        "limits": [[lim.name, lim.rate, lim.burst] for lim in config.limits],
-        "adaptive": adaptive,
-        "codes": sorted(config.backoff_status_codes),
-        "cooldown": config.cooldown,
-        "max_cooldown": config.max_cooldown,
-        "span": max((lim.window for lim in config.limits), default=0.0),
-        "k": _CONSTANTS,
-    }
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _obs_json(obs: Observation) -> str:
-    quotas = [[q.policy, q.limit, q.remaining, q.reset_after, q.window] for q in obs.quotas]
-    return json.dumps({"q": quotas, "ra": obs.retry_after}, separators=(",", ":"))
-
-
-def decode_state(raw: bytes | str) -> KeyState:
-    """The KeyState stored as JSON by ``engine.lua``."""
-    d = json.loads(raw)
-    windows = {}
-    for w in d["windows"]:
-        v = [float(w[n]) for n in _WINDOW]
-        windows[w["name"]] = Window(v[0], v[1], v[2], v[3], v[4], v[5], v[6], bool(w["assumed"]))
-    f = {n: float(d[n]) for n in _FLOATS}
-    return KeyState(**f, strikes=int(d["strikes"]), sent=int(d["sent"]),
-                    answered=int(d["answered"]), ramping=bool(d["ramping"]),
-                    rate=None if d["rate"] is None else float(d["rate"]),
-                    tats={k: float(v) for k, v in d["tats"].items()}, windows=windows)  # fmt: skip
-
-
-def _grant(reply: Sequence[Any], cost: float) -> Grant:
-    ok, wait, at, ticket, policy, again = reply
-    return Grant(ok == 1, float(wait), float(at), float(ticket), cost, _text(policy), again == 1)
-
-
-def _outcome(reply: Sequence[Any], obs: Observation) -> Outcome:
-    backoff, cooldown, rate, answered = reply
-    if answered != 1:
-        return Outcome()  # no response at all: the engine reports nothing, not even the rate
-    return Outcome(None if backoff is None else _text(backoff), float(cooldown),
-                   None if rate is None else float(rate), obs.errors)  # fmt: skip
+def _async_client(url: str) -> Any:
+    cluster = _cluster_url(url)
+    if cluster is None:
+        retry = redis.asyncio.retry.Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+        return redis.asyncio.Redis.from_url(url, retry=retry, **_OPTIONS)
+    return redis.asyncio.cluster.RedisCluster.from_url(cluster, **_OPTIONS)
 
 
 def _cluster_url(url: str) -> str | None:
@@ -140,11 +103,7 @@ class RedisStorage:
             if isinstance(url, (redis.Redis, RedisCluster)):
                 client = url
             elif isinstance(url, str):
-                cluster = _cluster_url(url)
-                if cluster is None:
-                    client = redis.Redis.from_url(url, **_OPTIONS)
-                else:
-                    client = RedisCluster.from_url(cluster, **_OPTIONS)
+                client = _sync_client(url)
             else:
                 raise ConfigurationError(
                     f"Redis storage needs a URL, redis.Redis or RedisCluster, got {url!r}"
@@ -163,19 +122,19 @@ class RedisStorage:
     # -- calls ---------------------------------------------------------------------------
 
     def _scrub(self, exc: BaseException) -> str:
-        text = str(exc) or type(exc).__name__
-        return text.replace(self._password, "***") if self._password else text
+        message = str(exc) or type(exc).__name__
+        return message.replace(self._password, "***") if self._password else message
 
     def _failed(self, exc: BaseException) -> StorageError:
         return StorageError(f"Redis storage {self._label!r} failed: {self._scrub(exc)}")
 
     def _args(self, op: str, config: KeyConfig, *rest: str) -> list[str]:
-        now = "" if self._clock is None else _num(self._clock())
-        return [op, _config_json(config), now, *rest]
+        now = "" if self._clock is None else num(self._clock())
+        return [op, config_json(config), now, *rest]
 
     def _call(self, key: str, args: list[str]) -> Any:
         try:
-            return self._script(keys=[_name(key)], args=args)
+            return self._script(keys=[name(key)], args=args)
         except _ERRORS as exc:
             raise self._failed(exc) from exc
 
@@ -184,41 +143,41 @@ class RedisStorage:
         if script is None:  # a ready sync client: keep the loop free with a worker thread
             return await asyncio.to_thread(self._call, key, args)
         try:
-            return await script(keys=[_name(key)], args=args)
+            return await script(keys=[name(key)], args=args)
         except _ERRORS as exc:
             raise self._failed(exc) from exc
 
     def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """Reserve a slot for ``cost`` on ``key`` (one EVALSHA)."""
-        args = self._args("acquire", config, _num(cost), _num(max_wait))
-        return _grant(self._call(key, args), cost)
+        args = self._args("acquire", config, num(cost), num(max_wait))
+        return grant(self._call(key, args), cost)
 
     def observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
     ) -> Outcome:
         """Fold a response into ``key`` (one EVALSHA)."""
-        args = self._args("observe", config, _num(ticket), str(int(status)), _obs_json(obs))
-        return _outcome(self._call(key, args), obs)
+        args = self._args("observe", config, num(ticket), str(int(status)), obs_json(obs))
+        return outcome(self._call(key, args), obs)
 
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """Give back a slot that was never used (one EVALSHA)."""
-        self._call(key, self._args("release", config, _num(grant.at), _num(grant.cost)))
+        self._call(key, self._args("release", config, num(grant.at), num(grant.cost)))
 
     async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """``acquire`` for async code, on a ``redis.asyncio`` client."""
-        args = self._args("acquire", config, _num(cost), _num(max_wait))
-        return _grant(await self._acall(key, args), cost)
+        args = self._args("acquire", config, num(cost), num(max_wait))
+        return grant(await self._acall(key, args), cost)
 
     async def aobserve(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
     ) -> Outcome:
         """``observe`` for async code."""
-        args = self._args("observe", config, _num(ticket), str(int(status)), _obs_json(obs))
-        return _outcome(await self._acall(key, args), obs)
+        args = self._args("observe", config, num(ticket), str(int(status)), obs_json(obs))
+        return outcome(await self._acall(key, args), obs)
 
     async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """``release`` for async code."""
-        await self._acall(key, self._args("release", config, _num(grant.at), _num(grant.cost)))
+        await self._acall(key, self._args("release", config, num(grant.at), num(grant.cost)))
 
     # -- state ---------------------------------------------------------------------------
 
@@ -249,12 +208,12 @@ class RedisStorage:
 
     def keys(self) -> list[str]:
         """Every key with state (SCAN; on a cluster, of every primary)."""
-        names = (_text(n) for n in self._names())
+        names = (text(n) for n in self._names())
         return sorted({n[len(PREFIX) : -1] for n in names if n.endswith("}")})
 
     def clear(self, key: str | None = None) -> None:
         """Forget one key, or every key of this library."""
-        names = [_name(key)] if key is not None else self._names()
+        names = [name(key)] if key is not None else self._names()
         try:
             for i in range(0, len(names), 500):
                 self._client.delete(*names[i : i + 500])
@@ -270,12 +229,7 @@ class RedisStorage:
         with self._lock:
             entry = self._loops.get(loop)
         if entry is None:
-            cluster = _cluster_url(self.url)
-            client: Any
-            if cluster is None:
-                client = redis.asyncio.Redis.from_url(self.url, **_OPTIONS)
-            else:
-                client = redis.asyncio.cluster.RedisCluster.from_url(cluster, **_OPTIONS)
+            client = _async_client(self.url)
             entry = (client.register_script(SCRIPT), self._guard(loop, client))
             with self._lock:
                 self._loops[loop] = entry

@@ -125,27 +125,27 @@ class SQLiteStorage(SteppedStorage):
         # In a worker thread: the event loop never waits on the database's lock.
         return await asyncio.to_thread(self._step, key, fn)
 
+    def _run(self, sql: str, *args: str) -> list[Any]:
+        try:
+            return self._connect().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite database {str(self.path)!r} failed: {exc}") from exc
+
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """The state of ``key`` and the current time, or None."""
-        row = (
-            self._connect()
-            .execute("SELECT state FROM ratelimit_state WHERE key = ?", (key,))
-            .fetchone()
-        )
-        return (_load(row[0]), self.now()) if row else None
+        rows = self._run("SELECT state FROM ratelimit_state WHERE key = ?", key)
+        return (_load(rows[0][0]), self.now()) if rows else None
 
     def keys(self) -> list[str]:
         """Every key with state."""
-        rows = self._connect().execute("SELECT key FROM ratelimit_state ORDER BY key")
-        return [row[0] for row in rows]
+        return [row[0] for row in self._run("SELECT key FROM ratelimit_state ORDER BY key")]
 
     def clear(self, key: str | None = None) -> None:
         """Forget one key, or everything."""
-        conn = self._connect()
         if key is None:
-            conn.execute("DELETE FROM ratelimit_state")
+            self._run("DELETE FROM ratelimit_state")
         else:
-            conn.execute("DELETE FROM ratelimit_state WHERE key = ?", (key,))
+            self._run("DELETE FROM ratelimit_state WHERE key = ?", key)
 
     def close(self) -> None:
         """Close every connection this store opened (threads reconnect if used again)."""
