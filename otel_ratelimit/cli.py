@@ -136,7 +136,8 @@ def _limiter(args: argparse.Namespace) -> RateLimiter:
     if not url:
         _fail(EXIT_USAGE, f"no storage given: pass --storage URL or set {ENV}")
     try:
-        limiter = RateLimiter(storage=url)
+        # unwrapped: the CLI reports the shared store as it is, never a local fallback
+        limiter = RateLimiter(storage=url, on_storage_error="raise")
         limiter.storage.keys()  # reach the store now, not halfway through the output
     except (ConfigurationError, StorageError) as exc:
         code = EXIT_UNREACHABLE if _unreachable(exc) else EXIT_USAGE

@@ -35,7 +35,8 @@ class RateLimiter:
     One limiter serves all threads and coroutines of a process; with a shared storage URL
     it serves every process that uses the same store. ``on_storage_error`` says what happens
     while that store cannot be used: "local" (default: keep limiting in this process with what
-    was last learned, back to shared state by itself), "allow" or "deny" (StorageError).
+    was last learned, back to shared state by itself), "allow", "deny" (StorageError for new
+    requests) or "raise" (every store error is raised as StorageError).
     """
 
     def __init__(

@@ -149,3 +149,13 @@ def test_unknown_policy_is_a_configuration_error(policy):
     with pytest.raises(ConfigurationError) as info:
         RateLimiter(on_storage_error=policy)
     assert repr(policy) in str(info.value)
+
+
+def test_raise_policy_leaves_the_store_unwrapped_and_raises_its_errors(killable_redis):
+    """``on_storage_error="raise"`` (the CLI's choice): a dead store is a StorageError."""
+    limiter = RateLimiter(killable_redis.url, on_storage_error="raise")
+    assert not isinstance(limiter.storage, FallbackStorage)
+    killable_redis.kill()
+    with pytest.raises(StorageError):
+        limiter.storage.keys()
+    limiter.close()

@@ -29,12 +29,15 @@ def open_storage(url: str | Storage | None, on_storage_error: str | None = None)
     """Turn a storage URL (or an existing store) into a Storage; a bad URL names itself.
 
     With ``on_storage_error`` ("local", "allow" or "deny"), a shared store is wrapped in a
-    ``FallbackStorage`` applying that policy; without it, the store's errors are raised.
+    ``FallbackStorage`` applying that policy; without it (or with "raise"), the store's errors
+    are raised as ``StorageError``.
     """
     if on_storage_error is not None:
         check_policy(on_storage_error)
     store = _open(url)
-    if on_storage_error is None or not store.shared or isinstance(store, FallbackStorage):
+    if on_storage_error in (None, "raise") or not store.shared:
+        return store
+    if isinstance(store, FallbackStorage):
         return store
     return FallbackStorage(store, on_storage_error, label=_label(url, store))
 

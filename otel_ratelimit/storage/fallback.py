@@ -32,7 +32,7 @@ from .memory import MemoryStorage
 
 __all__ = ["POLICIES", "PROBE_EVERY", "FallbackStorage", "Listener", "check_policy"]
 
-POLICIES = ("local", "allow", "deny")
+POLICIES = ("local", "allow", "deny", "raise")  # "raise": no fallback, errors propagate
 _AFTER = 0.01  # how long after the last slot granted here a shared one may go
 _ALLOWED = -0.5  # the ticket of a slot the "allow" policy handed out: nothing to report back
 _ACTIONS = {"local": "limiting in this process", "allow": "admitting every request",
@@ -63,6 +63,8 @@ class FallbackStorage:
                  probe_every: float = PROBE_EVERY, max_keys: int = 10_000) -> None:  # fmt: skip
         self.inner = shared
         self.policy = check_policy(policy)
+        if self.policy == "raise":
+            raise ConfigurationError("FallbackStorage takes 'local', 'allow' or 'deny'")
         self.label = label or type(shared).__name__
         self.local = MemoryStorage(max_keys, clock=time.time)  # epoch, as Redis and SQLite
         action = f"{_ACTIONS[self.policy]} until it is back (on_storage_error={self.policy!r})"
