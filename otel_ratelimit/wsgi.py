@@ -78,17 +78,32 @@ class RateLimitMiddleware:
             return served
         clients = RequestClients(self.options, self.pools, time.monotonic())
         environ[ENVIRON_KEY] = LazyClient(clients)
+        started: list[bool] = []
+
+        def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            started.append(True)
+            return start_response(status, headers, exc_info)
+
+        def reject(exc: Exception) -> list[bytes]:
+            return self._reject(exc, start_response, bool(started))
+
         try:
-            body = self.app(environ, start_response)
+            body = self.app(environ, start)
         except Exception as exc:
             clients.close()
-            exceeded = find_exceeded(exc)
-            if exceeded is None:
-                raise
-            status, headers, payload = rejection(exceeded, self.options.deadline_status)
-            start_response(_status_line(status), headers, sys.exc_info())
-            return [payload]
-        return _ClosingBody(body, clients.close)
+            return reject(exc)
+        return _ClosingBody(body, clients.close, reject)
+
+    def _reject(self, exc: Exception, start_response: Callable[..., Any],
+                started: bool) -> list[bytes]:  # fmt: skip
+        """The 503 answer when ``exc`` is (or holds) a RateLimitExceeded; else re-raise it."""
+        exceeded = find_exceeded(exc)
+        if exceeded is None:
+            raise exc
+        status, headers, payload = rejection(exceeded, self.options.deadline_status)
+        # exc_info only when the app had set headers: it allows replacing them, nothing else
+        start_response(_status_line(status), headers, sys.exc_info() if started else None)
+        return [payload]
 
     def close(self) -> None:
         """Close the shared pool (at shutdown, in tests)."""
@@ -98,16 +113,28 @@ class RateLimitMiddleware:
 class _ClosingBody:
     """The app's response iterable; closing it also closes the request's client."""
 
-    __slots__ = ("_body", "_on_close")
+    __slots__ = ("_body", "_on_close", "_reject")
 
-    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None],
+                 reject: Callable[[Exception], list[bytes]]) -> None:  # fmt: skip
         self._body = body
         self._on_close = on_close
+        self._reject = reject
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        iterator = iter(self._body)
+        try:
+            first = next(iterator)  # a generator app does its work (and its calls) here
+        except StopIteration:
+            return
+        except Exception as exc:  # nothing sent yet: the deadline answer can still be given
+            yield from self._reject(exc)
+            return
+        yield first
+        yield from iterator
 
     def close(self) -> None:
+        """Close the app's iterable, then the request's client."""
         try:
             close = getattr(self._body, "close", None)
             if close is not None:

@@ -1,4 +1,4 @@
-"""The ASGI middleware's per-request client, its lifecycle and the deadline (httpx.ASGITransport)."""
+"""The ASGI middleware: per-request client, lifecycle and deadline (httpx.ASGITransport)."""
 
 from __future__ import annotations
 
