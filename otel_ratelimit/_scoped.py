@@ -213,6 +213,10 @@ class RequestClients:
             RequestClients.created += 1
         return self._async
 
+    def used(self) -> bool:
+        """Whether a client was made for this request."""
+        return self._sync is not None or self._async is not None
+
     def close(self) -> None:
         """Close the sync client, if one was made (the shared pool stays open)."""
         client, self._sync = self._sync, None

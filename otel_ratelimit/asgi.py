@@ -37,19 +37,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class _LazyState(dict[str, Any]):
     """``scope["state"]`` whose ``api_client`` and ``api_client_sync`` are made on first lookup."""
 
-    __slots__ = ("_clients",)
+    __slots__ = ("clients", "middleware", "started")
 
-    def __init__(self, initial: Mapping[str, Any], clients: RequestClients) -> None:
+    def __init__(self, initial: Mapping[str, Any], middleware: RateLimitMiddleware) -> None:
         super().__init__(initial)
-        self._clients = clients
+        self.middleware = middleware
+        self.started = time.monotonic()
+        self.clients: RequestClients | None = None  # only once a view asks
 
     def __missing__(self, key: str) -> Any:
-        if key == "api_client":
-            value: Any = self._clients.async_client()
-        elif key == "api_client_sync":
-            value = self._clients.sync_client()
-        else:
+        if key not in ("api_client", "api_client_sync"):
             raise KeyError(key)
+        if self.clients is None:
+            middleware = self.middleware
+            self.clients = RequestClients(middleware.options, middleware.pools, self.started)
+        if key == "api_client":
+            value: Any = self.clients.async_client()
+        else:
+            value = self.clients.sync_client()
         self[key] = value
         return value
 
@@ -90,8 +95,7 @@ class RateLimitMiddleware:
             prometheus = importlib.import_module("otel_ratelimit.prometheus")
             await prometheus.metrics_asgi_app(scope, receive, send)
             return
-        clients = RequestClients(self.options, self.pools, time.monotonic())
-        scope["state"] = _LazyState(scope.get("state") or {}, clients)
+        state = scope["state"] = _LazyState(scope.get("state") or {}, self)
         started = False
 
         async def send_tracking(message: Message) -> None:
@@ -108,7 +112,8 @@ class RateLimitMiddleware:
                 raise
             await _reject(send, *rejection(exceeded, self.options.deadline_status))
         finally:
-            await clients.aclose()
+            if state.clients is not None:
+                await state.clients.aclose()
 
     async def aclose(self) -> None:
         """Close the shared pools of the running event loop (at shutdown, in tests)."""
