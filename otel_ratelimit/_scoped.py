@@ -9,18 +9,15 @@ the client never closes the pool.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import os
-import threading
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from ._pools import SharedPools
 from .errors import ConfigurationError, RateLimitExceeded
 from .limiter import RateLimiter
 
@@ -132,54 +129,6 @@ def _budget(request: httpx.Request, deadline_at: float | None) -> None:
     if deadline_at is not None:
         left = max(0.0, deadline_at - time.monotonic())
         request.extensions[MAX_WAIT_EXTENSION] = left
-
-
-class SharedPools:
-    """The limited connection pools of one middleware: one per process, one per event loop."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self.limiter = limiter
-        self._lock = threading.Lock()
-        self._sync: tuple[int, Any] | None = None  # (pid, transport): a forked child starts anew
-        self._async: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-    def sync(self) -> httpx.BaseTransport:
-        """The process's limited sync pool (thread safe), made on first use."""
-        pid = os.getpid()
-        current = self._sync
-        if current is None or current[0] != pid:
-            with self._lock:
-                current = self._sync
-                if current is None or current[0] != pid:
-                    current = self._sync = (pid, self.limiter.transport())
-        transport: httpx.BaseTransport = current[1]
-        return transport
-
-    def asynchronous(self) -> httpx.AsyncBaseTransport:
-        """The running event loop's limited async pool, made on first use."""
-        loop = asyncio.get_running_loop()
-        transport: httpx.AsyncBaseTransport | None = self._async.get(loop)
-        if transport is None:
-            transport = self._async[loop] = self.limiter.async_transport()
-        return transport
-
-    def open_async(self) -> int:
-        """How many event loops hold a pool (for tests and diagnostics)."""
-        return len(self._async)
-
-    def close(self) -> None:
-        """Close the sync pool (at shutdown; requests still running would fail)."""
-        with self._lock:
-            current, self._sync = self._sync, None
-        if current is not None:
-            current[1].close()
-
-    async def aclose(self) -> None:
-        """Close this event loop's async pool and the sync pool."""
-        transport = self._async.pop(asyncio.get_running_loop(), None)
-        if transport is not None:
-            await transport.aclose()
-        self.close()
 
 
 class RequestClients:

@@ -199,3 +199,21 @@ def test_bad_options_raise_configuration_error_naming_the_value():
         RateLimitMiddleware(Starlette(), limiter="nope")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="200"):
         RateLimitMiddleware(Starlette(), limiter=RateLimiter(), deadline_status=200)
+
+
+def test_shared_pool_closes_itself_when_the_event_loop_shuts_down():
+    """Without any explicit close, asyncio.run's shutdown closes the pool's connections."""
+
+    async def main(url: str) -> None:
+        made = Made(url)
+        async with made.client:
+            assert (await made.client.get("/call")).json()["status"] == 200
+            assert made.middleware.pools.open_async() == 1
+
+    with Upstream("github", limit=50, window=5.0, latency=0) as up:
+        before = _open_fds()
+        asyncio.run(main(up.url))
+        deadline = time.monotonic() + 2
+        while _open_fds() > before and time.monotonic() < deadline:
+            time.sleep(0.01)  # the upstream's handler thread closes its side on EOF
+        assert _open_fds() == before
