@@ -44,12 +44,12 @@ class SharedPools:
         transport: httpx.BaseTransport = holder[1]
         return transport
 
-    def asynchronous(self) -> httpx.AsyncBaseTransport:
-        """The running event loop's limited async pool, made on first use."""
+    def asynchronous(self, inner: Any = None) -> httpx.AsyncBaseTransport:
+        """The running event loop's limited async pool, made on first use (around ``inner``)."""
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            transport = self.limiter.async_transport()
+            transport = self.limiter.async_transport(inner)
             entry = self._async[loop] = (transport, _closed_with_the_loop(transport))
         pool: httpx.AsyncBaseTransport = entry[0]
         return pool
