@@ -188,6 +188,10 @@ class RequestState:
     def __init__(self, clients: RequestClients) -> None:
         self._clients = clients
 
+    def close_clients(self) -> None:
+        """Close the client, if one was made (called as the request ends)."""
+        self._clients.close()
+
     def __getattr__(self, name: str) -> Any:
         if name == "api_client":
             client = self._clients.sync_client()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -55,21 +56,15 @@ class FlaskRateLimit:
         pools = SharedPools(limiter)
         app.extensions[_EXTENSION] = pools
 
-        def start() -> None:
-            clients = RequestClients(web, pools, time.monotonic())
-            flask.request.state = RequestState(clients)  # type: ignore[attr-defined]
-
-        def teardown(_exc: BaseException | None) -> None:
-            state = getattr(flask.request, "state", None)
-            if isinstance(state, RequestState):
-                state._clients.close()
-
         def exceeded(exc: RateLimitExceeded) -> flask.Response:
             status, headers, body = rejection(exc, web.deadline_status)
             return flask.Response(body, status=status, headers=headers)
 
-        app.before_request_funcs.setdefault(None, []).insert(0, start)  # before any other
-        app.teardown_request(teardown)
+        # No before/teardown hooks: a request class whose state is made on first use and
+        # whose close() (called by Flask as the request ends) closes the client.
+        request_class: Any = type("RateLimitRequest", (_Request, app.request_class),
+                                  {"_otel_ratelimit": (web, pools)})  # fmt: skip
+        app.request_class = request_class
         app.register_error_handler(RateLimitExceeded, exceeded)
         if not issubclass(app.app_ctx_globals_class, _Globals):
             base = app.app_ctx_globals_class
@@ -77,6 +72,31 @@ class FlaskRateLimit:
             app.app_ctx_globals_class = globals_class
         if web.metrics_path is not None:
             app.wsgi_app = _MetricsDispatch(app.wsgi_app, web.metrics_path)  # type: ignore[method-assign]
+
+
+class _Request:
+    """Mixed into the app's request class: ``request.state``, made when first read."""
+
+    _otel_ratelimit: tuple[WebOptions, SharedPools]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._otel_started = time.monotonic()  # the deadline counts from here
+
+    @cached_property
+    def state(self) -> RequestState:
+        """Per-request state; ``state.api_client`` is this request's ``httpx.Client``."""
+        options, pools = self._otel_ratelimit
+        return RequestState(RequestClients(options, pools, self._otel_started))
+
+    def close(self) -> None:
+        """Close the request (files), then its client if one was made."""
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            state = self.__dict__.get("state")
+            if state is not None:
+                state.close_clients()
 
 
 class _Globals:
