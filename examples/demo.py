@@ -128,9 +128,13 @@ async def _run(url: str, apis: list[Api], seconds: float, callers: int) -> dict[
 
 
 def _goodput(up: Upstream, start: float, stop: float) -> float:
-    """Successes so far / what the API's fixed windows touched since ``start`` allowed."""
-    first, last = ((t - up.started_at) // up.window for t in (start, stop))
-    return up.ok / (up.limit * (last - first + 1))
+    """Successes so far / what the API's fixed windows allowed from ``start`` to ``stop``.
+
+    The window in progress at the start counts whole (all of its quota could be used); the
+    one in progress at the stop counts for the part of it that had elapsed.
+    """
+    first, last = ((t - up.started_at) / up.window for t in (start, stop))
+    return up.ok / (up.limit * (int(last) - int(first) + last % 1))
 
 
 def main() -> None:
