@@ -28,6 +28,13 @@ async def call(request: Request) -> JSONResponse:
     return JSONResponse({"status": response.status_code, "closed": client.is_closed})
 
 
+def sync_call(request: Request) -> JSONResponse:
+    """A sync endpoint (run in a worker thread) uses the sync client."""
+    client = request.state.api_client_sync
+    SEEN.append(client)
+    return JSONResponse({"status": client.get("/items/3").status_code})
+
+
 async def touch(request: Request) -> PlainTextResponse:
     SEEN.append(request.state.api_client)  # made, never used for a call
     return PlainTextResponse("touched")
@@ -46,7 +53,7 @@ async def handled(request: Request) -> PlainTextResponse:
 
 
 ROUTES = [Route(p, f) for p, f in [("/call", call), ("/touch", touch), ("/plain", plain),
-                                   ("/handled", handled)]]  # fmt: skip
+                                   ("/handled", handled), ("/sync", sync_call)]]  # fmt: skip
 
 
 class Made:
@@ -86,12 +93,15 @@ def test_client_is_made_on_first_use_and_closed_after_the_request():
             before = RequestClients.created
             assert (await client.get("/plain")).text == "plain"
             assert RequestClients.created == before  # untouched: no client made
+            assert (await client.get("/sync")).json() == {"status": 200}
+            assert isinstance(SEEN[1], httpx.Client)
+            assert SEEN[1].is_closed
         finally:
             await made.aclose()
 
     with Upstream("github", limit=50, window=5.0, latency=0) as up:
         asyncio.run(main(up.url))
-        assert up.stats()["ok"] == 1
+        assert up.stats()["ok"] == 2
 
 
 def _open_fds() -> int:
