@@ -227,3 +227,41 @@ def test_shared_pool_closes_itself_when_the_event_loop_shuts_down():
         while _open_fds() > before and time.monotonic() < deadline:
             time.sleep(0.01)  # the upstream's handler thread closes its side on EOF
         assert _open_fds() == before
+
+
+def test_lifespan_state_stays_visible_next_to_the_client():
+    """State the server copied from the lifespan (scope["state"]) is still on request.state."""
+    seen = {}
+
+    async def view(request: Request) -> PlainTextResponse:
+        seen["db"] = request.state.db
+        seen["client"] = request.state.api_client
+        request.state.extra = 1  # views may still set their own attributes
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/", view)])
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter())
+
+    async def main() -> None:
+        scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "headers": [],
+                 "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+                 "server": ("app", 80), "client": ("127.0.0.1", 1),
+                 "state": {"db": "pool"}}  # fmt: skip
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 200
+        assert scope["state"]["extra"] == 1
+        await app.middleware_stack.app.aclose()
+
+    asyncio.run(main())
+    assert seen["db"] == "pool"
+    assert isinstance(seen["client"], httpx.AsyncClient)
+    assert seen["client"].is_closed
