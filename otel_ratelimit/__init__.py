@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .compat import make_client_for
 from .errors import ConfigurationError, RateLimitError, RateLimitExceeded, StorageError
 from .headers import Observation, Quota, parse_headers
@@ -21,6 +23,7 @@ __all__ = [
     "Quota",
     "RateLimitError",
     "RateLimitExceeded",
+    "RateLimitMiddleware",
     "RateLimitStatus",
     "RateLimiter",
     "StorageError",
@@ -29,3 +32,11 @@ __all__ = [
     "register_preset",
 ]
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RateLimitMiddleware":  # imported on demand: the core needs no web framework
+        from .asgi import RateLimitMiddleware  # noqa: PLC0415
+
+        return RateLimitMiddleware
+    raise AttributeError(f"module 'otel_ratelimit' has no attribute {name!r}")

@@ -75,6 +75,7 @@ class Core:
         config = self.configure(key)
         cost = float(request.extensions.get(COST_EXTENSION, 1))
         budget = 0.0 if self.raise_on_limit else self.max_wait
+        budget = min(budget, request.extensions.get("otel_ratelimit.max_wait", budget))  # deadline
         while True:
             grant: Grant = yield Op("acquire", (key, config, cost, budget))
             if not grant.ok:

@@ -1,0 +1,126 @@
+"""Pure ASGI middleware (FastAPI, Starlette): ``request.state.api_client`` in every request.
+
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+
+    async def view(request):
+        await request.state.api_client.get("https://api.github.com/...")  # httpx.AsyncClient
+
+    def sync_view(request: Request):  # FastAPI runs it in a thread
+        request.state.api_client_sync.get(...)  # httpx.Client
+
+Both clients are made when the view first touches them and closed when the request ends;
+they share one limited connection pool per event loop (async) or per process (sync).
+Lifespan and websocket scopes pass through untouched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+import httpx
+
+from ._scoped import RequestClients, SharedPools, WebOptions, find_exceeded, rejection
+from .limiter import RateLimiter
+
+__all__ = ["RateLimitMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _LazyState(dict[str, Any]):
+    """``scope["state"]`` whose ``api_client`` and ``api_client_sync`` are made on first lookup."""
+
+    __slots__ = ("clients", "middleware", "started")
+
+    def __init__(self, initial: Mapping[str, Any], middleware: RateLimitMiddleware) -> None:
+        super().__init__(initial)
+        self.middleware = middleware
+        self.started = time.monotonic()
+        self.clients: RequestClients | None = None  # only once a view asks
+
+    def __missing__(self, key: str) -> Any:
+        if key not in ("api_client", "api_client_sync"):
+            raise KeyError(key)
+        if self.clients is None:
+            middleware = self.middleware
+            self.clients = RequestClients(middleware.options, middleware.pools, self.started)
+        if key == "api_client":
+            value: Any = self.clients.async_client()
+        else:
+            value = self.clients.sync_client()
+        self[key] = value
+        return value
+
+
+class RateLimitMiddleware:
+    """Gives every HTTP request a rate-limited httpx client at ``request.state.api_client``.
+
+    ``base_url``, ``headers`` and ``timeout`` go to every request's client. ``deadline``
+    (seconds from the start of the incoming request) bounds how long its outbound calls may
+    wait for quota: past it they raise ``RateLimitExceeded``, and if the view lets that
+    escape the middleware answers ``deadline_status`` (503) with ``Retry-After``.
+    ``metrics_path`` (e.g. "/metrics") serves the Prometheus metrics there.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = 30.0,
+        deadline: float | None = None,
+        deadline_status: int = 503,
+        metrics_path: str | None = None,
+    ) -> None:
+        self.app = app
+        self.options = WebOptions(
+            limiter, base_url, headers, timeout, deadline, deadline_status, metrics_path
+        )
+        self.pools = SharedPools(limiter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.options.metrics_path is not None and scope["path"] == self.options.metrics_path:
+            prometheus = importlib.import_module("otel_ratelimit.prometheus")
+            await prometheus.metrics_asgi_app(scope, receive, send)
+            return
+        state = scope["state"] = _LazyState(scope.get("state") or {}, self)
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            exceeded = find_exceeded(exc)
+            if exceeded is None or started:
+                raise
+            await _reject(send, *rejection(exceeded, self.options.deadline_status))
+        finally:
+            if state.clients is not None:
+                await state.clients.aclose()
+
+    async def aclose(self) -> None:
+        """Close the shared pools of the running event loop (at shutdown, in tests)."""
+        await self.pools.aclose()
+
+
+async def _reject(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    raw = [(name.encode(), value.encode()) for name, value in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
