@@ -17,6 +17,7 @@ from .engine import Grant, KeyConfig, Outcome
 from .errors import RateLimitExceeded
 from .headers import Observation, parse_headers
 from .storage import Storage
+from .telemetry import Telemetry
 
 __all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
 
@@ -62,39 +63,74 @@ class Core:
         max_wait: float,
         raise_on_limit: bool,
         headers_map: Mapping[str, str] | None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.storage = storage
         self.configure = configure
         self.max_wait = max_wait
         self.raise_on_limit = raise_on_limit
         self.headers_map = headers_map
+        self.telemetry = Telemetry(storage, configure, meter_provider=meter_provider,
+                                   tracer_provider=tracer_provider)  # fmt: skip
 
-    def flow(self, request: _Request) -> Flow[_Response]:
-        """Reserve, wait, send, learn: the whole life of one outbound request."""
+    def flow(self, request: _Request, *, attempt: int = 0) -> Flow[_Response]:
+        """Reserve, wait, send, learn: the whole life of one outbound request.
+
+        ``attempt`` numbers the sends of one logical request (0 for the first): a retry layer
+        passes it so that the CLIENT span carries ``http.request.resend_count``.
+        """
         key = key_for(request.url)
         config = self.configure(key)
+        tel = self.telemetry
+        labels = tel.labels(key, request.url.host)
         cost = float(request.extensions.get(COST_EXTENSION, 1))
         budget = 0.0 if self.raise_on_limit else self.max_wait
-        while True:
-            grant: Grant = yield Op("acquire", (key, config, cost, budget))
-            if not grant.ok:
-                raise RateLimitExceeded(key, grant.wait)
-            if not grant.again:
+        budget = min(budget, request.extensions.get("otel_ratelimit.max_wait", budget))  # deadline
+        if attempt:
+            tel.retried(labels)
+        wait = None  # (start, span) once the request has to wait
+        try:
+            while True:
+                grant: Grant = yield Op("acquire", (key, config, cost, budget))
+                if not grant.ok:
+                    raise RateLimitExceeded(key, grant.wait)
+                if grant.wait <= 0 and not grant.again:
+                    break
+                if wait is None:
+                    wait = tel.wait_started(labels, grant.policy)
+                if grant.again:  # held back while the key's first request is out
+                    yield Op("sleep", (grant.wait,))
+                    continue
+                try:
+                    yield Op("sleep", (grant.wait,))
+                except BaseException:
+                    yield Op("release", (key, config, grant))  # a cancelled waiter gives back
+                    raise
                 break
-            yield Op("sleep", (grant.wait,))  # held back while the key's first request is out
-        if grant.wait > 0:
-            try:
-                yield Op("sleep", (grant.wait,))
-            except BaseException:
-                yield Op("release", (key, config, grant))  # a cancelled waiter gives its place back
-                raise
+        except BaseException as exc:
+            tel.not_acquired(labels, wait, exc, self.raise_on_limit)
+            raise
+        tel.acquired(labels, wait)
+        span = tel.attempt_started(request, labels, attempt)
         try:
             response: _Response = yield Op("send", (request,))
-        except Exception:
-            yield Op("observe", (key, config, grant.ticket, 0, Observation()))  # no answer
+        except BaseException as exc:
+            tel.attempt_ended(span, None, exc)
+            if isinstance(exc, Exception):
+                yield Op("observe", (key, config, grant.ticket, 0, Observation()))  # no answer
             raise
+        tel.attempt_ended(span, response, None)
         obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
-        _: Outcome = yield Op("observe", (key, config, grant.ticket, response.status_code, obs))
+        try:
+            outcome: Outcome = yield Op(
+                "observe", (key, config, grant.ticket, response.status_code, obs)
+            )
+        except Exception as exc:
+            tel.storage_error(exc)
+            raise
+        if outcome.backoff is not None or outcome.header_errors:
+            tel.observed(labels, outcome, response.status_code)
         return response
 
 
