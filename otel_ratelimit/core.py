@@ -129,8 +129,8 @@ class Core:
         except Exception as exc:
             tel.storage_error(exc)
             raise
-        if outcome.backoff is not None or outcome.header_errors:
-            tel.observed(labels, outcome, response.status_code)
+        if outcome.backoff is not None or obs.errors:
+            tel.observed(labels, outcome, response.status_code, obs.errors)
         return response
 
 

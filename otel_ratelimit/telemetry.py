@@ -212,10 +212,10 @@ class Telemetry:
         if handle is not None:
             end_attempt(handle, response, exc)
 
-    def observed(self, labels: Labels, outcome: Outcome, status: int) -> None:
+    def observed(self, labels: Labels, outcome: Outcome, status: int, header_errors: int) -> None:
         """Count a backoff and invalid header values that one response brought."""
-        if outcome.header_errors:
-            self.m.header_errors.add(outcome.header_errors, labels.base)
+        if header_errors:
+            self.m.header_errors.add(header_errors, labels.base)
         if outcome.backoff is None:
             return
         self.m.backoffs.add(1, {**labels.base, "ratelimit.backoff.reason": outcome.backoff})

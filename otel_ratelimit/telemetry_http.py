@@ -55,11 +55,12 @@ def redact_url(url: str) -> str:
 def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -> Any:
     """Open and make current the CLIENT span of one attempt; inject ``traceparent``.
 
-    Returns a handle for ``end_attempt``, or None when the current span is already a CLIENT
-    span (``HTTPXClientInstrumentor.instrument_client`` wrapped the limited transport).
+    Returns a handle for ``end_attempt``. When the current span is already a CLIENT span
+    (``HTTPXClientInstrumentor.instrument_client`` wrapped the limited transport), that span
+    stands for the attempt: no span is made, and the inner transport is kept quiet too.
     """
     if getattr(trace.get_current_span(), "kind", None) is SpanKind.CLIENT:
-        return None
+        return None, _attach(context.get_current())
     method = request.method if isinstance(request.method, str) else request.method.decode()
     known = method if method in _METHODS else "_OTHER"
     url = request.url
@@ -77,18 +78,23 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
         attributes["http.request.resend_count"] = attempt
     span = tracer.start_span("HTTP" if known == "_OTHER" else known, kind=SpanKind.CLIENT,
                              attributes=attributes)  # fmt: skip
-    ctx = trace.set_span_in_context(span)
-    if _SUPPRESS_HTTP is not None:
-        ctx = context.set_value(_SUPPRESS_HTTP, True, ctx)
-    token = context.attach(ctx)
+    token = _attach(trace.set_span_in_context(span))
     propagate.inject(request.headers)
     return span, token
+
+
+def _attach(ctx: context.Context) -> Any:
+    if _SUPPRESS_HTTP is not None:
+        ctx = context.set_value(_SUPPRESS_HTTP, True, ctx)
+    return context.attach(ctx)
 
 
 def end_attempt(handle: Any, response: Any, exc: BaseException | None) -> None:
     """Close an attempt's span with the status code, or the error's type (never its message)."""
     span, token = handle
     context.detach(token)
+    if span is None:
+        return
     if response is not None:
         status = response.status_code
         span.set_attribute("http.response.status_code", status)
