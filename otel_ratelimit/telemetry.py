@@ -131,6 +131,7 @@ class Telemetry:
         self._tracer: tuple[Any, trace.Tracer] | None = None
         self._snapshot: tuple[float, list[RateLimitStatus]] = (0.0, [])
         self.in_fallback = False
+        self.m.storage_errors.add(0)
         listeners = getattr(storage, "listeners", None)
         if isinstance(listeners, list):  # FallbackStorage tells of errors and fallbacks
             listeners.append(self.storage_event)
@@ -144,7 +145,15 @@ class Telemetry:
             if len(self._labels) >= self.max_series:
                 return self._other
             found = self._labels.setdefault(key, Labels(host, key))
+            self._zero(found)
         return found
+
+    def _zero(self, labels: Labels) -> None:
+        """Start a new key's counters at 0, so rates and dashboards see them from the start."""
+        for attributes in (labels.acquired, labels.rejected, labels.timeout):
+            self.m.requests.add(0, attributes)
+        self.m.retries.add(0, labels.base)
+        self.m.header_errors.add(0, labels.base)
 
     def tracer(self) -> trace.Tracer | None:
         """The tracer to use now, or None while tracing is the API's no-op (nearly free)."""
@@ -268,9 +277,8 @@ class Telemetry:
 
     def observe_gauge(self, name: str) -> Iterator[Observation]:
         """The observations of one gauge (see ``_Instruments.gauges``)."""
-        if name == "ratelimit.storage.fallback":
-            if getattr(self.storage, "listeners", None) is not None:
-                yield Observation(1 if self.in_fallback else 0)
+        if name == "ratelimit.storage.fallback":  # 0 for stores without a fallback
+            yield Observation(1 if self.in_fallback else 0)
             return
         for status in self.statuses():
             base = self._labels[status.endpoint].base

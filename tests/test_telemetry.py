@@ -48,8 +48,12 @@ class Otel:
                 for m in sm.metrics}  # fmt: skip
 
     def points(self, name: str) -> list:
+        """The points of one metric; counters' zero points (new keys start at 0) left out."""
         metric = self.metrics().get(name)
-        return list(metric.data.data_points) if metric else []
+        if metric is None:
+            return []
+        counter = getattr(metric.data, "is_monotonic", False)
+        return [p for p in metric.data.data_points if not counter or p.value]
 
     def spans(self, name: str | None = None) -> list:
         return [s for s in self.exporter.get_finished_spans() if name in (None, s.name)]
