@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from otel_ratelimit import RateLimiter
+from otel_ratelimit import RateLimiter, RateLimitExceeded
 from otel_ratelimit.prometheus import metrics_asgi_app, start_http_server
 
 UPSTREAMS = os.environ["UPSTREAMS"].split(",")
@@ -24,8 +24,11 @@ async def app(scope, receive, send) -> None:
         await metrics_asgi_app(scope, receive, send)
         return
     index = int(scope["path"].rsplit("/", 1)[-1])
-    response = await limiter.arequest("GET", UPSTREAMS[index] + "/x")
-    body = str(response.status_code).encode()
+    try:
+        response = await limiter.arequest("GET", UPSTREAMS[index] + "/x")
+        body = str(response.status_code).encode()
+    except RateLimitExceeded:  # a wait over max_wait: counted as a "timeout" outcome
+        body = b"timeout"
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

@@ -67,12 +67,12 @@ class Stack:
         port = free_port()
         env = {**os.environ, "UPSTREAMS": ",".join(u.url for u in self.upstreams),
                "OTEL_RATELIMIT_TARGETS": str(self.targets)}  # fmt: skip
-        log = (self.dir / "app.log").open("wb")
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "prom_app:app", "--app-dir", str(HERE),
-             "--host", HOST, "--port", str(port), "--workers", str(workers),
-             "--log-level", "warning", "--no-access-log"],
-            env=env, stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        with (self.dir / "app.log").open("wb") as log:
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "prom_app:app", "--app-dir", str(HERE),
+                 "--host", HOST, "--port", str(port), "--workers", str(workers),
+                 "--log-level", "warning", "--no-access-log"],
+                env=env, stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
         self.app_url = f"http://{HOST}:{port}"
         wait_for(lambda: len(self.worker_targets()) == workers, what="worker target files")
         wait_for(lambda: httpx.get(self.app_url + "/metrics").status_code == 200, what="app")
@@ -91,11 +91,11 @@ class Stack:
             "scrape_configs:\n  - job_name: otel-ratelimit\n    file_sd_configs:\n"
             f"      - files: ['{self.targets}/*.json']\n        refresh_interval: 1s\n"
         )
-        log = (self.dir / "prometheus.log").open("wb")
-        self.procs.append(subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'tsdb'}",
-             f"--web.listen-address={HOST}:{port}"],
-            stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        with (self.dir / "prometheus.log").open("wb") as log:
+            self.procs.append(subprocess.Popen(
+                ["prometheus", f"--config.file={config}",
+                 f"--storage.tsdb.path={self.dir / 'tsdb'}", f"--web.listen-address={HOST}:{port}"],
+                stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
         self.prom_url = f"http://{HOST}:{port}"
         wait_for(lambda: httpx.get(self.prom_url + "/-/ready").status_code == 200,
                  what="prometheus ready")  # fmt: skip
@@ -120,7 +120,8 @@ class Stack:
         async def run() -> None:
             paths = [f"/call/{i}" for i, n in calls.items() for _ in range(n)]
             gate = asyncio.Semaphore(concurrency)
-            async with httpx.AsyncClient(base_url=self.app_url, timeout=60) as client:
+            fresh = httpx.Limits(max_keepalive_connections=0)  # new connections: both workers
+            async with httpx.AsyncClient(base_url=self.app_url, timeout=60, limits=fresh) as client:
 
                 async def one(path: str) -> None:
                     async with gate:
