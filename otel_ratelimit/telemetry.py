@@ -9,6 +9,7 @@ When the providers are the API's no-op ones, a request costs two no-op instrumen
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -128,7 +129,9 @@ class Telemetry:
         self.m.owners.add(self)
         self._labels: dict[str, Labels] = {}
         self._other = Labels(OTHER, OTHER)
-        self._tracer: tuple[Any, trace.Tracer] | None = None
+        self._tracer: trace.Tracer | None = None
+        self._tracer_of: Any = None
+        self._tracer_until = 0.0
         self._snapshot: tuple[float, list[RateLimitStatus]] = (0.0, [])
         self.in_fallback = False
         self.m.storage_errors.add(0)
@@ -156,13 +159,22 @@ class Telemetry:
         self.m.header_errors.add(0, labels.base)
 
     def tracer(self) -> trace.Tracer | None:
-        """The tracer to use now, or None while tracing is the API's no-op (nearly free)."""
+        """The tracer to use now, or None while tracing is the API's no-op (nearly free).
+
+        The global provider is looked up again at most once a second: the lookup reads the
+        environment, which costs more than the rest of the no-op path.
+        """
+        now = time.monotonic()
+        if now < self._tracer_until:
+            return self._tracer
         provider = self.tracer_provider or trace.get_tracer_provider()
         if isinstance(provider, _NOOP_TRACING):
-            return None
-        if self._tracer is None or self._tracer[0] is not provider:
-            self._tracer = (provider, trace.get_tracer(_SCOPE, tracer_provider=provider))
-        return self._tracer[1]
+            self._tracer = None
+        elif self._tracer is None or self._tracer_of is not provider:
+            self._tracer = trace.get_tracer(_SCOPE, tracer_provider=provider)
+            self._tracer_of = provider
+        self._tracer_until = now + (1.0 if self.tracer_provider is None else math.inf)
+        return self._tracer
 
     def wait_started(self, labels: Labels, policy: str) -> tuple[float, Any]:
         """A request has to wait: count it as queued and open its ``ratelimit.wait`` span."""

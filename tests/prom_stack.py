@@ -63,10 +63,11 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.app_url = self.prom_url = ""
 
-    def start_app(self, workers: int = 2) -> None:
+    def start_app(self, workers: int = 2, storage: str = "memory") -> None:
         port = free_port()
         env = {**os.environ, "UPSTREAMS": ",".join(u.url for u in self.upstreams),
-               "OTEL_RATELIMIT_TARGETS": str(self.targets)}  # fmt: skip
+               "OTEL_RATELIMIT_TARGETS": str(self.targets),
+               "OTEL_RATELIMIT_STORAGE": storage}  # fmt: skip
         with (self.dir / "app.log").open("wb") as log:
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "prom_app:app", "--app-dir", str(HERE),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
 from conftest import stop_server
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -315,3 +317,42 @@ def test_no_second_client_span_with_httpx_instrumentation(otel):
     scopes = [s.instrumentation_scope.name for s in otel.spans() if s.kind is SpanKind.CLIENT]
     theirs = "opentelemetry.instrumentation.httpx"
     assert scopes == ["otel_ratelimit", theirs, theirs]  # ours, the plain client's, the wrapper's
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_client_span_under_a_real_wsgi_request(otel):
+    """Through a real HTTP hop: test span -> WSGI server span -> our wait/CLIENT spans."""
+    tracer = otel.tracers.get_tracer("test")
+    with Upstream("ietf", limit=3, latency=0) as up, otel.limiter() as limiter:
+
+        def view(environ, start_response):
+            codes = [limiter.request("GET", up.url + f"/x?token={SECRET}").status_code
+                     for _ in range(4)]  # fmt: skip
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [repr(codes).encode()]
+
+        app = OpenTelemetryMiddleware(view, tracer_provider=otel.tracers)
+        server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with tracer.start_as_current_span("caller", kind=SpanKind.CLIENT) as caller:
+                headers = {"Authorization": f"Bearer {SECRET}", "Cookie": f"sid={SECRET}"}
+                propagate.inject(headers)
+                reply = httpx.get(f"http://127.0.0.1:{server.server_port}/report", headers=headers)
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert reply.text == "[200, 200, 200, 200]"
+    [incoming] = [s for s in otel.spans() if s.kind is SpanKind.SERVER]
+    assert incoming.parent.span_id == caller.get_span_context().span_id
+    ours = [s for s in otel.spans() if s.instrumentation_scope.name == "otel_ratelimit"]
+    assert {s.name for s in ours} == {"GET", "ratelimit.wait"}  # 4 at 3/s: someone waited
+    for span in ours:
+        assert span.parent.span_id == incoming.get_span_context().span_id
+        assert span.context.trace_id == caller.get_span_context().trace_id
+        assert SECRET not in str(dict(span.attributes))
