@@ -38,6 +38,8 @@ def _sensitive(name: str) -> bool:
 
 def redact_url(url: str) -> str:
     """``url`` for ``url.full``: user info and credential query values become REDACTED."""
+    if "@" not in url and "?" not in url and "#" not in url:
+        return url  # nothing to hide: the common case, kept cheap
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -14,8 +14,6 @@ import pytest
 from prom_stack import Stack, require_prometheus, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from otel_ratelimit.errors import ConfigurationError
-
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = json.loads((ROOT / "grafana" / "otel-ratelimit.json").read_text())
 CALLS = {0: 60, 1: 30}  # requests to the "ietf" 20/s upstream and to the "429-only" 5/s one
@@ -142,13 +140,19 @@ def test_dashboard_is_importable_and_shared():
 
 
 def test_start_http_server_and_wsgi_app(tmp_path):
-    """In a fresh process: a port of its own with a target file, and the WSGI app."""
+    """In a fresh process: a port of its own with a target file, the WSGI app, a bad port."""
     code = f"""
 import json, pathlib, httpx
 from wsgiref.util import setup_testing_defaults
 from otel_ratelimit import RateLimiter
 from otel_ratelimit.prometheus import metrics_wsgi_app, start_http_server
 from otel_ratelimit.testing import Upstream
+from otel_ratelimit.errors import ConfigurationError
+try:
+    start_http_server(70000)
+    raise AssertionError("port 70000 accepted")
+except ConfigurationError as exc:
+    assert "70000" in str(exc)
 port = start_http_server(0, targets_dir={str(tmp_path)!r})
 [target] = json.loads(next(pathlib.Path({str(tmp_path)!r}).glob("*.json")).read_text())
 assert target["targets"] == [f"127.0.0.1:{{port}}"], target
@@ -166,11 +170,3 @@ print(body.count(b"ratelimit_requests_total"))
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 1
     assert not list(tmp_path.glob("*.json"))  # removed at exit
-
-
-def test_start_http_server_rejects_bad_port():
-    """A port out of range is a ConfigurationError naming it."""
-    from otel_ratelimit.prometheus import start_http_server  # noqa: PLC0415
-
-    with pytest.raises(ConfigurationError, match="70000"):
-        start_http_server(70000)
