@@ -204,6 +204,7 @@ class RateLimiter:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.core.telemetry.close()  # no gauge reads from a closed store
         self.storage.close()
 
     async def aclose(self) -> None:

@@ -54,6 +54,7 @@ class _Instruments:
 
     def __init__(self, meter: metrics.Meter) -> None:
         self.owners: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+        self.lock = threading.Lock()  # owners change while a collection reads them
         self.requests = meter.create_counter(
             "ratelimit.requests", "{request}", "Outbound requests by limiter outcome"
         )
@@ -91,7 +92,9 @@ class _Instruments:
 
     def _reader(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def read(options: CallbackOptions) -> Iterator[Observation]:
-            for owner in list(self.owners):
+            with self.lock:
+                owners = list(self.owners)
+            for owner in owners:
                 yield from owner.observe_gauge(name)
 
         return read
@@ -126,7 +129,8 @@ class Telemetry:
         self.storage, self.configure, self.max_series = storage, configure, max_series
         self.tracer_provider = tracer_provider
         self.m = _instruments(meter_provider)
-        self.m.owners.add(self)
+        with self.m.lock:
+            self.m.owners.add(self)
         self._labels: dict[str, Labels] = {}
         self._other = Labels(OTHER, OTHER)
         self._tracer: trace.Tracer | None = None
@@ -138,6 +142,11 @@ class Telemetry:
         listeners = getattr(storage, "listeners", None)
         if isinstance(listeners, list):  # FallbackStorage tells of errors and fallbacks
             listeners.append(self.storage_event)
+
+    def close(self) -> None:
+        """Stop reporting gauges (the limiter's storage is about to close)."""
+        with self.m.lock:
+            self.m.owners.discard(self)
 
     # -- hot path --------------------------------------------------------------------
 

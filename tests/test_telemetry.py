@@ -356,3 +356,36 @@ def test_client_span_under_a_real_wsgi_request(otel):
         assert span.parent.span_id == incoming.get_span_context().span_id
         assert span.context.trace_id == caller.get_span_context().trace_id
         assert SECRET not in str(dict(span.attributes))
+
+
+def test_closed_limiter_stops_reading_its_store(otel, tmp_path):
+    """After close() the gauges no longer read the (closed) store: no errors, no stale keys."""
+    with Upstream("ietf", limit=50, latency=0) as up:
+        limiter = otel.limiter(storage=f"sqlite:///{tmp_path / 'limits.db'}")
+        limiter.request("GET", up.url)
+        assert otel.points("ratelimit.limit")
+        limiter.close()
+    assert not otel.points("ratelimit.limit")
+    assert not otel.points("ratelimit.storage.errors")
+
+
+def test_gauges_report_the_shared_state(tmp_path):
+    """Two "workers" on one SQLite store report the same remaining value (so: max, not sum)."""
+    workers = [Otel(), Otel()]
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    with Upstream("429-only", limit=1000, latency=0) as up:  # no headers: only ours
+        limiters = [w.limiter(storage=storage) for w in workers]
+        for limiter in limiters:
+            limiter.set_limit(up.url, 600, "1m", burst=600)  # 10/s refill: ~0 during the test
+        for _ in range(5):
+            limiters[0].request("GET", up.url)
+        limiters[1].request("GET", up.url)
+        remaining = [
+            {p.attributes["ratelimit.policy"]: p.value for p in w.points("ratelimit.remaining")}
+            for w in workers
+        ]
+        for limiter in limiters:
+            limiter.close()
+    configured = [r["default"] for r in remaining]
+    assert configured[0] == pytest.approx(configured[1], abs=1)
+    assert configured[0] == pytest.approx(594, abs=3)  # 600 - 6, whichever worker sent them
