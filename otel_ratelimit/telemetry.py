@@ -104,13 +104,25 @@ _BY_PROVIDER: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDict
 _BY_PROVIDER_LOCK = threading.Lock()
 
 
+class _Global:
+    """The key of the instruments made through the global provider."""
+
+
+_GLOBAL = _Global()
+
+
 def _instruments(provider: Any) -> _Instruments:
-    provider = provider or metrics.get_meter_provider()
+    # Limiters made before and after the global provider is set share one set of instruments
+    # (the API's proxies follow the global provider): a second set of the same names would be
+    # refused by the SDK, and its gauges would never be read.
+    key = _GLOBAL if provider is None or provider is metrics.get_meter_provider() else provider
     with _BY_PROVIDER_LOCK:
-        found = _BY_PROVIDER.get(provider)
+        found = _BY_PROVIDER.get(key)
         if found is None:
-            meter = metrics.get_meter(_SCOPE, meter_provider=provider)
-            found = _BY_PROVIDER[provider] = _Instruments(meter)
+            chosen = None if key is _GLOBAL else provider
+            found = _BY_PROVIDER[key] = _Instruments(
+                metrics.get_meter(_SCOPE, meter_provider=chosen)
+            )
         return found
 
 

@@ -170,3 +170,29 @@ print(body.count(b"ratelimit_requests_total"))
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 1
     assert not list(tmp_path.glob("*.json"))  # removed at exit
+
+
+def test_limiters_before_and_after_install_share_instruments(tmp_path):
+    """A limiter made before the exporter is installed and one made after both export."""
+    code = """
+import httpx
+from otel_ratelimit import RateLimiter
+from otel_ratelimit.testing import Upstream
+early = RateLimiter()
+from otel_ratelimit.prometheus import start_http_server
+late = RateLimiter()
+port = start_http_server(0)
+with Upstream("ietf", limit=50, latency=0) as a, Upstream("ietf", limit=40, latency=0) as b:
+    early.request("GET", a.url)
+    late.request("GET", b.url)
+    late.request("GET", b.url)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+for line in text.splitlines():
+    if line.startswith(("ratelimit_limit{", "ratelimit_requests_total{")) and "acquired" in line \\
+            or line.startswith("ratelimit_limit{"):
+        print(line.rsplit(" ", 1)[1])
+"""
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(float(v) for v in done.stdout.split()) == [1.0, 2.0, 40.0, 50.0]
