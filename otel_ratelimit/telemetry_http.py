@@ -99,13 +99,14 @@ def end_attempt(handle: Any, response: Any, exc: BaseException | None) -> None:
         return
     if response is not None:
         status = response.status_code
-        span.set_attribute("http.response.status_code", status)
+        attributes: dict[str, Any] = {"http.response.status_code": status}
         version = getattr(response, "http_version", None)
         if isinstance(version, str) and version.startswith("HTTP/"):
-            span.set_attribute("network.protocol.version", version[5:])
+            attributes["network.protocol.version"] = version[5:]
         if status >= 400:
-            span.set_attribute("error.type", str(status))
+            attributes["error.type"] = str(status)
             span.set_status(Status(StatusCode.ERROR))
+        span.set_attributes(attributes)  # one call: the SDK takes a lock per call
     elif exc is not None:
         kind = type(exc)
         module = kind.__module__.split(".")[0]

@@ -9,7 +9,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
-from conftest import stop_server
+from conftest import free_port, stop_server
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
@@ -389,3 +389,14 @@ def test_gauges_report_the_shared_state(tmp_path):
     configured = [r["default"] for r in remaining]
     assert configured[0] == pytest.approx(configured[1], abs=1)
     assert configured[0] == pytest.approx(594, abs=3)  # 600 - 6, whichever worker sent them
+
+
+def test_failed_attempt_has_error_type_not_message(otel):
+    """A refused connection: the CLIENT span says httpx.ConnectError, never the message."""
+    port = free_port()  # nothing listens there
+    with otel.limiter() as limiter, pytest.raises(httpx.ConnectError):
+        limiter.request("GET", f"http://127.0.0.1:{port}/x?api_key={SECRET}")
+    [span] = otel.spans("GET")
+    assert span.attributes["error.type"] == "httpx.ConnectError"
+    assert span.status.status_code.name == "ERROR"
+    assert not span.events and SECRET not in str(dict(span.attributes))
