@@ -11,29 +11,27 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry import trace
+from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .engine import KeyConfig, Outcome
 from .errors import RateLimitExceeded
 from .status import RateLimitStatus, describe
 from .telemetry_http import end_attempt, start_attempt
+from .telemetry_instruments import instruments
 
 __all__ = ["OTHER", "Labels", "Telemetry"]
 
 OTHER = "_OTHER"  # attribute value of keys beyond the series cap, and of odd error types
-WAIT_BUCKETS = (0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _NOOP_TRACING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
 _GAUGE_TTL = 1.0  # the four gauges of one collection share one read of the storage
-_SCOPE = "otel_ratelimit"
+_SCOPE = "otel_ratelimit"  # the instrumentation scope of our spans
 
 
 class Labels:
@@ -47,83 +45,6 @@ class Labels:
         self.acquired = {**self.base, "ratelimit.outcome": "acquired"}
         self.rejected = {**self.base, "ratelimit.outcome": "rejected"}
         self.timeout = {**self.base, "ratelimit.outcome": "timeout"}
-
-
-class _Instruments:
-    """The instruments of one meter provider, shared by every limiter that uses it."""
-
-    def __init__(self, meter: metrics.Meter) -> None:
-        self.owners: weakref.WeakSet[Telemetry] = weakref.WeakSet()
-        self.lock = threading.Lock()  # owners change while a collection reads them
-        self.requests = meter.create_counter(
-            "ratelimit.requests", "{request}", "Outbound requests by limiter outcome"
-        )
-        self.wait = meter.create_histogram(
-            "ratelimit.wait.duration",
-            "s",
-            "Time a request waited for its slot",
-            explicit_bucket_boundaries_advisory=WAIT_BUCKETS,
-        )
-        self.backoffs = meter.create_counter(
-            "ratelimit.backoffs", "{backoff}", "Pushbacks (429/503, Retry-After) that paused a key"
-        )
-        self.retries = meter.create_counter(
-            "ratelimit.retries", "{retry}", "Requests sent again after a failed attempt"
-        )
-        self.queued = meter.create_up_down_counter(
-            "ratelimit.queued", "{request}", "Requests waiting for a slot now"
-        )
-        self.storage_errors = meter.create_counter(
-            "ratelimit.storage.errors", "{error}", "Failed calls to the limiter's storage"
-        )
-        self.header_errors = meter.create_counter(
-            "ratelimit.header.errors", "{error}", "Rate-limit header values ignored as invalid"
-        )
-        self.gauges = [
-            meter.create_observable_gauge(name, [self._reader(name)], unit, text)
-            for name, unit, text in (
-                ("ratelimit.limit", "{request}", "The limit of each policy of a key"),
-                ("ratelimit.remaining", "{request}", "What is left of each policy's limit"),
-                ("ratelimit.utilization", "1", "The used share of each policy's limit, 0..1"),
-                ("ratelimit.rate", "{request}/s", "The adaptive (AIMD) rate of a key"),
-                ("ratelimit.storage.fallback", "1", "1 while the storage runs on its fallback"),
-            )
-        ]  # fmt: skip
-
-    def _reader(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def read(options: CallbackOptions) -> Iterator[Observation]:
-            with self.lock:
-                owners = list(self.owners)
-            for owner in owners:
-                yield from owner.observe_gauge(name)
-
-        return read
-
-
-_BY_PROVIDER: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
-_BY_PROVIDER_LOCK = threading.Lock()
-
-
-class _Global:
-    """The key of the instruments made through the global provider."""
-
-
-_GLOBAL = _Global()
-
-
-def _instruments(provider: Any) -> _Instruments:
-    # Limiters made before and after the global provider is set share one set of instruments
-    # (the API's proxies follow the global provider): a second set of the same names would be
-    # refused by the SDK, and its gauges would never be read.
-    key = _GLOBAL if provider is None or provider is metrics.get_meter_provider() else provider
-    with _BY_PROVIDER_LOCK:
-        found = _BY_PROVIDER.get(key)
-        if found is None:
-            chosen = None if key is _GLOBAL else provider
-            found = _BY_PROVIDER[key] = _Instruments(
-                metrics.get_meter(_SCOPE, meter_provider=chosen)
-            )
-        return found
 
 
 class Telemetry:
@@ -140,7 +61,7 @@ class Telemetry:
     ) -> None:
         self.storage, self.configure, self.max_series = storage, configure, max_series
         self.tracer_provider = tracer_provider
-        self.m = _instruments(meter_provider)
+        self.m = instruments(meter_provider)
         with self.m.lock:
             self.m.owners.add(self)
         self._labels: dict[str, Labels] = {}
@@ -309,7 +230,7 @@ class Telemetry:
         return found
 
     def observe_gauge(self, name: str) -> Iterator[Observation]:
-        """The observations of one gauge (see ``_Instruments.gauges``)."""
+        """The observations of one gauge (see ``Instruments.gauges``)."""
         if name == "ratelimit.storage.fallback":  # 0 for stores without a fallback
             yield Observation(1 if self.in_fallback else 0)
             return
