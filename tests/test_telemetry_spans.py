@@ -217,3 +217,14 @@ def test_failed_attempt_has_error_type_not_message(otel):
     assert span.attributes["error.type"] == "httpx.ConnectError"
     assert span.status.status_code.name == "ERROR"
     assert not span.events and SECRET not in str(dict(span.attributes))
+
+
+def test_httpx2_client_gets_the_same_client_span(otel):
+    """An httpx2 client (the package the anthropic SDK takes) gets the same CLIENT span."""
+    with Upstream("ietf", limit=50, latency=0) as up, otel.limiter() as limiter:
+        client = limiter.client(package="httpx2")
+        assert client.get(up.url + "/x?key=abc").status_code == 200
+        client.close()
+    [span] = otel.spans("GET")
+    assert span.attributes["url.full"].endswith("/x?key=REDACTED")
+    assert span.attributes["http.response.status_code"] == 200
