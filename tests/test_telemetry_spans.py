@@ -162,11 +162,17 @@ def test_no_second_client_span_with_httpx_instrumentation(otel):
             with limiter.client() as client:
                 HTTPXClientInstrumentor.instrument_client(client, tracer_provider=otel.tracers)
                 client.get(up.url)
+
+            async def once() -> None:  # the async inner transport too
+                await limiter.arequest("GET", up.url)
+                await limiter.aclose()
+
+            asyncio.run(once())
     finally:
         instrumentor.uninstrument()
     scopes = [s.instrumentation_scope.name for s in otel.spans() if s.kind is SpanKind.CLIENT]
-    theirs = "opentelemetry.instrumentation.httpx"
-    assert scopes == ["otel_ratelimit", theirs, theirs]  # ours, the plain client's, the wrapper's
+    theirs, ours = "opentelemetry.instrumentation.httpx", "otel_ratelimit"
+    assert scopes == [ours, theirs, theirs, ours]  # ours, the plain client's, the wrapper's, ours
 
 
 class _Quiet(WSGIRequestHandler):
