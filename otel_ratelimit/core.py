@@ -16,7 +16,9 @@ from typing import Any, Protocol, TypeVar
 from .engine import Grant, KeyConfig, Outcome
 from .errors import RateLimitExceeded
 from .headers import Observation, parse_headers
+from .retry import RetriesExhausted, RetryPolicy
 from .storage import Storage
+from .telemetry import Telemetry
 
 __all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
 
@@ -36,6 +38,7 @@ class _URL(Protocol):
 
 
 class _Request(Protocol):
+    method: str
     url: Any
     extensions: Any
 
@@ -44,7 +47,7 @@ class _Request(Protocol):
 class Op:
     """One thing the flow asks its driver to do: a storage call, a sleep or a send."""
 
-    name: str  # "acquire" | "observe" | "release" | "sleep" | "send"
+    name: str  # "acquire" | "observe" | "release" | "sleep" | "send" | "read"
     args: tuple[Any, ...]
 
 
@@ -62,40 +65,120 @@ class Core:
         max_wait: float,
         raise_on_limit: bool,
         headers_map: Mapping[str, str] | None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.storage = storage
         self.configure = configure
         self.max_wait = max_wait
         self.raise_on_limit = raise_on_limit
         self.headers_map = headers_map
+        self.retry = retry
+        self.telemetry = Telemetry(storage, configure, meter_provider=meter_provider,
+                                   tracer_provider=tracer_provider)  # fmt: skip
 
-    def flow(self, request: _Request) -> Flow[_Response]:
-        """Reserve, wait, send, learn: the whole life of one outbound request."""
+    def flow(self, request: _Request, *, attempt: int = 0) -> Flow[_Response]:
+        """Reserve, wait, send, learn, and try again where the retry policy says so.
+
+        ``attempt`` numbers the sends of one logical request (0 for the first): a retry layer
+        outside passes it so that the CLIENT span carries ``http.request.resend_count``.
+        """
         key = key_for(request.url)
         config = self.configure(key)
+        labels = self.telemetry.labels(key, request.url.host)
         cost = float(request.extensions.get(COST_EXTENSION, 1))
         budget = 0.0 if self.raise_on_limit else self.max_wait
         budget = min(budget, request.extensions.get("otel_ratelimit.max_wait", budget))  # deadline
+        retry, last = self.retry, None
+        if retry is not None and attempt == 0:
+            retry.sent(key)
         while True:
-            grant: Grant = yield Op("acquire", (key, config, cost, budget))
-            if not grant.ok:
-                raise RateLimitExceeded(key, grant.wait)
-            if not grant.again:
-                break
-            yield Op("sleep", (grant.wait,))  # held back while the key's first request is out
-        if grant.wait > 0:
+            if attempt:
+                self.telemetry.retried(labels)
             try:
-                yield Op("sleep", (grant.wait,))
-            except BaseException:
-                yield Op("release", (key, config, grant))  # a cancelled waiter gives its place back
-                raise
+                grant = yield from self._reserve(key, config, labels, cost, budget)
+            except RateLimitExceeded:
+                if last is None:
+                    raise
+                return (yield from self._give_up(last, attempt))  # the next try is too far off
+            try:
+                response = yield from self._send(request, key, config, labels, grant, attempt)
+            except Exception as exc:
+                if retry is None or (delay := retry.decide(key, request.method, attempt + 1,
+                                                           error=exc)) is None:  # fmt: skip
+                    raise
+            else:
+                if retry is None or response.status_code not in retry.config.retry_on_status:
+                    return response
+                yield Op("read", (response,))  # frees the connection; the body stays readable
+                delay = retry.decide(key, request.method, attempt + 1, status=response.status_code)
+                if delay is None:
+                    return (yield from self._give_up(response, attempt + 1))
+                last = response
+            yield Op("sleep", (delay,))
+            attempt += 1
+
+    def _give_up(self, response: _Response, attempts: int) -> Flow[_Response]:
+        """The last answer, or RetriesExhausted carrying it when the policy says to raise."""
+        if self.retry is not None and self.retry.config.raise_on_failure:
+            raise RetriesExhausted(response, attempts)
+        return response
+        yield  # a generator, for ``yield from``
+
+    def _reserve(self, key: str, config: KeyConfig, labels: Any, cost: float,
+                 budget: float) -> Flow[Grant]:  # fmt: skip
+        """Wait for a slot (telemetry around it); a cancelled waiter gives its slot back."""
+        tel = self.telemetry
+        wait = None  # (start, span) once the request has to wait
+        try:
+            while True:
+                grant: Grant = yield Op("acquire", (key, config, cost, budget))
+                if not grant.ok:
+                    raise RateLimitExceeded(key, grant.wait)
+                if grant.wait <= 0 and not grant.again:
+                    break
+                if wait is None:
+                    wait = tel.wait_started(labels, grant.policy)
+                if grant.again:  # held back while the key's first request is out
+                    yield Op("sleep", (grant.wait,))
+                    budget = max(0.0, budget - grant.wait)  # the wait counts against the budget
+                    continue
+                try:
+                    yield Op("sleep", (grant.wait,))
+                except BaseException:
+                    yield Op("release", (key, config, grant))  # a cancelled waiter gives back
+                    raise
+                break
+        except BaseException as exc:
+            tel.not_acquired(labels, wait, exc, self.raise_on_limit)
+            raise
+        tel.acquired(labels, wait)
+        return grant
+
+    def _send(self, request: _Request, key: str, config: KeyConfig, labels: Any, grant: Grant,
+              attempt: int) -> Flow[_Response]:  # fmt: skip
+        """One attempt in its CLIENT span, then what the response said, folded into the key."""
+        tel = self.telemetry
+        span = tel.attempt_started(request, labels, attempt)
         try:
             response: _Response = yield Op("send", (request,))
-        except Exception:
-            yield Op("observe", (key, config, grant.ticket, 0, Observation()))  # no answer
+        except BaseException as exc:
+            tel.attempt_ended(span, None, exc)
+            if isinstance(exc, Exception):
+                yield Op("observe", (key, config, grant.ticket, 0, Observation()))  # no answer
             raise
+        tel.attempt_ended(span, response, None)
         obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
-        _: Outcome = yield Op("observe", (key, config, grant.ticket, response.status_code, obs))
+        try:
+            outcome: Outcome = yield Op(
+                "observe", (key, config, grant.ticket, response.status_code, obs)
+            )
+        except Exception as exc:
+            tel.storage_error(exc)
+            raise
+        if outcome.backoff is not None or obs.errors:
+            tel.observed(labels, outcome, response.status_code, obs.errors)
         return response
 
 
@@ -137,6 +220,8 @@ def drive(flow: Flow[R], storage: Storage, send: Callable[[Any], Any]) -> R:
                 time.sleep(op.args[0])
             elif op.name == "send":
                 steps.result = send(op.args[0])
+            elif op.name == "read":
+                op.args[0].read()
             else:
                 steps.result = getattr(storage, op.name)(*op.args)
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
@@ -153,6 +238,8 @@ async def adrive(flow: Flow[R], storage: Storage, send: Callable[[Any], Awaitabl
                 await asyncio.sleep(op.args[0])
             elif op.name == "send":
                 steps.result = await send(op.args[0])
+            elif op.name == "read":
+                await op.args[0].aread()
             else:
                 steps.result = await getattr(storage, "a" + op.name)(*op.args)
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle

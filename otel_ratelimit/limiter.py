@@ -52,6 +52,8 @@ class RateLimiter:
         backoff_status_codes: Iterable[int] | None = None,
         presets: Mapping[str, Preset | Mapping[str, Any]] | None = None,
         use_presets: bool = True,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         if not isinstance(max_wait, (int, float)) or math.isnan(max_wait) or max_wait < 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
@@ -77,6 +79,8 @@ class RateLimiter:
             max_wait=float(max_wait),
             raise_on_limit=raise_on_limit,
             headers_map=headers_map,
+            meter_provider=meter_provider,  # None: the global providers (see telemetry.py)
+            tracer_provider=tracer_provider,
         )
 
     # -- configuration -----------------------------------------------------------------
@@ -239,6 +243,7 @@ class RateLimiter:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.core.telemetry.close()  # no gauge reads from a closed store
         self.storage.close()
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 # System servers the integration tests start on loopback (Debian packages), only when missing.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)  # also brings promtool
 if ((${#missing[@]})); then
     echo "installing ${missing[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
