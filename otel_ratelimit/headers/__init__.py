@@ -1,0 +1,101 @@
+"""Turn HTTP response headers into rate-limit observations: pure, table-driven, never raising.
+
+Each vendor format is one row of the table in ``_table``. Bad values never raise: they are
+dropped and counted in ``Observation.errors``, so a misbehaving server shows up in telemetry
+instead. This runs on every response, so the table is compiled at import: a response costs
+one pass over its header names, then dict lookups for just the rows whose names are present.
+
+Modules: ``_model`` (Quota, Observation), ``_reset`` (numbers and reset encodings),
+``_context`` (reading one response's fields), ``_ietf`` (structured-field drafts),
+``_table`` (the vendor rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ._context import Context, read_fields, read_reset, read_token
+from ._model import Observation, Quota
+from ._reset import MAX_RESET_SECONDS, parse_reset, parse_retry_after
+from ._table import READS, RL, ROWS, SIGNALS, TRIGGERS, Row, custom_row
+
+__all__ = [
+    "MAX_RESET_SECONDS",
+    "Observation",
+    "Quota",
+    "parse_headers",
+    "parse_reset",
+    "parse_retry_after",
+]
+
+_CANDIDATES: dict[int, tuple[tuple[str, Row], ...]] = {}  # bits -> those rows, in table order
+_EMPTY = Observation()
+
+
+def _retry_after(ctx: Context, custom: str) -> float | None:
+    # Most specific first: a configured name, then milliseconds (more precise), then RFC 9110.
+    for name, kind in (
+        (custom, "auto"),
+        ("retry-after-ms", "delta-ms"),
+        ("retry-after", "retry-after"),
+    ):
+        if (seconds := read_reset(ctx, name, kind)) is not None:
+            return seconds
+    return None
+
+
+def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -> Observation:
+    names: dict[str, str] = {}
+    if headers_map:
+        names = {k: v.strip().lower() for k, v in headers_map.items() if isinstance(v, str)}
+    custom, reads = custom_row(tuple(names.items())) if names else (None, READS)
+    fields, bad = read_fields(headers, reads)
+    if not fields:  # the common case: a response without rate-limit headers
+        return Observation(errors=len(bad)) if bad else _EMPTY
+    ctx = Context(fields, bad, now)
+    mask = 0
+    for name in fields:
+        mask |= TRIGGERS.get(name, 0)
+    if (rows := _CANDIDATES.get(mask)) is None:  # the rows that may match; few masks occur
+        rows = _CANDIDATES[mask] = tuple((n, r) for b, n, r in ROWS if b & mask)
+    if custom is not None:
+        rows = (("custom", custom), *rows)
+    quotas: dict[str, Quota] = {}
+    style = matched = None
+    for name, row in rows:
+        if (found := row(ctx)) is not None:
+            matched, style = matched or name, style or (name if found else None)
+            for quota in found:
+                if quota.policy not in quotas:
+                    quotas[quota.policy] = quota
+    retry_after = reason = None
+    is_global = False
+    if names or not ctx.present.isdisjoint(SIGNALS):
+        flag = (read_token(ctx, f"{RL}global") or "false").lower()
+        if flag not in ("true", "false"):
+            ctx.bad(f"{RL}global")
+        retry_after = _retry_after(ctx, names.get("retry_after", ""))
+        is_global = flag == "true" or read_token(ctx, f"{RL}scope") == "global"  # Discord 429s
+        reason = read_token(ctx, "stripe-rate-limited-reason")
+    return Observation(
+        quotas=tuple(quotas.values()),
+        retry_after=retry_after,
+        bucket=ctx.bucket,
+        is_global=is_global,
+        reason=reason,
+        errors=len(ctx.bad_keys),
+        style=style or matched,
+    )
+
+
+def parse_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
+    *,
+    now: float,
+    headers_map: Mapping[str, str] | None = None,
+) -> Observation:
+    """Read every rate-limit signal in one response's headers; never raises, counts bad values."""
+    try:
+        return _parse(headers, now, headers_map)
+    except Exception:  # last resort: an odd headers object must not break the caller's request
+        return Observation(errors=1)

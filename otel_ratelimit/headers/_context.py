@@ -1,0 +1,136 @@
+"""One response's rate-limit fields, read once, and the checked reads the parsers share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, KeysView
+from typing import TypeAlias
+
+from ._model import Quota
+from ._reset import MAX_CHARS, MAX_RESET_SECONDS, number, seconds
+
+__all__ = [
+    "CHECKS",
+    "Context",
+    "make_quota",
+    "read_amount",
+    "read_fields",
+    "read_reset",
+    "read_token",
+]
+
+_MAX_TOKEN = 64  # bucket/reason strings become telemetry attributes: keep them short
+_TOKEN = re.compile(r"[!-~]+")  # visible ASCII without spaces
+# What a sane number looks like, keyed by the IETF parameter letter; plain headers reuse these.
+CHECKS: dict[str, Callable[[float], bool]] = {
+    "q": lambda v: v > 0,  # quota/limit: a zero quota is garbage, not "blocked"
+    "w": lambda v: 0 < v <= MAX_RESET_SECONDS,  # window
+    "r": lambda v: v >= 0,  # remaining (or used)
+    "t": lambda v: 0 <= v <= MAX_RESET_SECONDS,  # seconds until reset
+}
+_F: TypeAlias = "float | None"
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str | None], set[str]]:
+    """The fields named in `reads` (None: undecodable, oversized or not text) by lowercase name,
+    and the keys of the pairs that are no (name, value) at all."""
+    fields: dict[str, str | None] = {}
+    bad: set[str] = set()
+    method = getattr(headers, "multi_items", None) or getattr(headers, "items", None)
+    pairs = method() if callable(method) else headers
+    if type(pairs) is not list and (
+        isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable)
+    ):
+        return fields, bad
+    index = -1
+    for pair in pairs:
+        index += 1
+        if type(pair) is tuple and len(pair) == 2:
+            name, value = pair
+        elif isinstance(pair, (tuple, list)) and len(pair) == 2:
+            name, value = pair[0], pair[1]
+        else:
+            name = value = None
+        if type(name) is not str:
+            name = name.decode("latin-1") if isinstance(name, bytes) else name
+            if not isinstance(name, str):
+                bad.add(f"#{index}")
+                continue
+        if (name := name.strip().lower()) not in reads:
+            continue  # no row reads it
+        text = value if type(value) is str else _text(value)
+        if name in fields:  # a repeated field is one list (RFC 9110 section 5.3)
+            old = fields[name]
+            text = None if old is None or text is None else f"{old}, {text}"
+        fields[name] = text if text is None or len(text) <= MAX_CHARS else None
+    return fields, bad
+
+
+class Context:
+    """One response's fields, and the bad values found in them."""
+
+    __slots__ = ("_fields", "bad_keys", "bucket", "now", "present")
+
+    def __init__(self, fields: dict[str, str | None], bad: set[str], now: float) -> None:
+        self.now = now
+        self.bucket: str | None = None  # the first matching row's server-named bucket
+        self.bad_keys = bad  # a set, so two rows reading one bad value count it once
+        self._fields = fields
+        self.present: KeysView[str] = fields.keys()
+
+    def get(self, name: str) -> str | None:
+        if (value := self._fields.get(name)) is None and name in self._fields:
+            self.bad_keys.add(name)  # only counted when a parser reads it
+        return value
+
+    def bad(self, key: str) -> None:
+        self.bad_keys.add(key)
+
+
+def read_amount(ctx: Context, name: str, check: str) -> float | None:
+    """The number in field `name` if it passes CHECKS[check]; a present bad one is counted."""
+    if (text := ctx.get(name)) is None:
+        return None
+    if (value := number(text)) is not None and CHECKS[check](value):  # number(): always finite
+        return value
+    ctx.bad(name)
+    return None
+
+
+def read_reset(ctx: Context, name: str, kind: str) -> float | None:
+    """Seconds until the reset in field `name` (see parse_reset); a present bad one is counted."""
+    if (text := ctx.get(name)) is None:
+        return None
+    if (found := seconds(text.strip(), ctx.now, kind)) is None:  # text: str, not too long
+        ctx.bad(name)
+    return found
+
+
+def read_token(ctx: Context, name: str) -> str | None:
+    """A short visible-ASCII word such as a bucket name; a present bad one is counted."""
+    if (text := ctx.get(name)) is None or _TOKEN.fullmatch(text := text.strip()):
+        return text[:_MAX_TOKEN] if text else None
+    ctx.bad(name)
+    return None
+
+
+def make_quota(
+    policy: str, limit: _F, left: _F, *, used: _F = None, reset: _F = None, window: _F = None
+) -> Quota | None:
+    """A Quota from what the server sent, completing limit or remaining from `used`."""
+    if left is None and used is not None and limit is not None:
+        left = max(0.0, limit - used)  # GitHub without x-ratelimit-remaining
+    if limit is None and used is not None and left is not None:
+        limit = (used + left) or None  # Reddit sends no limit; a zero one is none
+    if limit is not None and left is not None:
+        left = min(left, limit)  # more left than the limit is a server quirk, not garbage
+    return None if limit is None and left is None else Quota(policy, limit, left, reset, window)

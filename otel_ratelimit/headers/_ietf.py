@@ -1,0 +1,118 @@
+"""The IETF RateLimit header drafts (-06/Envoy, -07, -09..-11): RFC 9651 structured fields."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from functools import lru_cache
+from typing import TypeAlias
+
+import http_sf
+
+from ._context import CHECKS, Context, make_quota, read_amount, read_reset
+from ._model import Quota
+
+__all__ = ["draft06", "draft07", "draft09"]
+
+_NUMBER = (int, float, Decimal)  # what a structured field's number parses to
+_F: TypeAlias = "float | None"
+_Pair: TypeAlias = "tuple[float | None, float | None]"
+_Member: TypeAlias = "tuple[str, object, dict[str, object]]"
+
+
+@lru_cache(maxsize=64)  # RateLimit-Policy rarely changes; RateLimit is also tried as a list
+def _sf(text: str, kind: str) -> object | None:
+    try:  # the library raises several exception types; any of them just means "malformed"
+        return http_sf.parse(text.encode("ascii"), tltype=kind)
+    except Exception:
+        return None
+
+
+def _members(ctx: Context, field: str, *, named: bool, quiet: bool = False) -> list[_Member]:
+    """(error key, item, params) of a structured-field list's named (draft-09+) or numeric
+    (draft-06/07) members; [] when the field is absent or malformed."""
+    if (text := ctx.get(field)) is None:
+        return []
+    if not isinstance(parsed := _sf(text, "list"), list) or not parsed:
+        if not quiet:
+            ctx.bad(field)
+        return []
+    pairs = [m for m in parsed if isinstance(m, tuple) and isinstance(m[1], dict)]
+    return [(f"{field}#{i}", m[0], m[1]) for i, m in enumerate(pairs) if _is_named(m[0]) == named]
+
+
+def _is_named(item: object) -> bool:
+    return isinstance(item, (str, http_sf.Token))
+
+
+def _sf_value(ctx: Context, key: str, raw: object, check: str, param: bool = False) -> float | None:
+    """A sane number, or None; a bad one is counted as `key` (`key;check` for a parameter)."""
+    if raw is None:
+        return None
+    # A string, token, boolean... where a number goes is as bad as an insane number.
+    number = float(raw) if isinstance(raw, _NUMBER) and not isinstance(raw, bool) else math.nan
+    if math.isfinite(number) and CHECKS[check](number):
+        return number
+    ctx.bad(f"{key};{check}" if param else key)
+    return None
+
+
+def draft09(ctx: Context) -> list[Quota] | None:
+    """Draft -09..-11: ``RateLimit-Policy: "p";q=..;w=..`` joined by name with ``RateLimit``."""
+    found: dict[str, dict[str, float | None]] = {}
+    for field, params in (("ratelimit-policy", "qw"), ("ratelimit", "rt")):
+        # A RateLimit that is no list may be a draft-07 dictionary: draft07 judges it.
+        for key, item, extra in _members(ctx, field, named=True, quiet=field == "ratelimit"):
+            entry = found.setdefault(str(item), {})
+            for p in params:
+                value = _sf_value(ctx, key, extra.get(p), p, param=True)
+                if entry.get(p) is None:  # a repeated policy name: the first wins
+                    entry[p] = value
+    made = [
+        make_quota(n, e.get("q"), e.get("r"), reset=e.get("t"), window=e.get("w"))
+        for n, e in found.items()
+    ]
+    return [q for q in made if q] if found else None
+
+
+def _windows(ctx: Context, field: str) -> list[_Pair]:
+    """(number, window) per numeric member of a draft-06/07 list such as ``10, 10;w=1``."""
+    return [
+        (_sf_value(ctx, key, item, "q"), _sf_value(ctx, key, p.get("w"), "w", param=True))
+        for key, item, p in _members(ctx, field, named=False)
+    ]
+
+
+def _window_for(limit: _F, members: list[_Pair]) -> float | None:
+    return next((w for n, w in members if w is not None and n == limit is not None), None)
+
+
+def _legacy(limit: _F, remaining: _F, reset: _F, windows: list[_Pair]) -> list[Quota]:
+    """Drafts -06/-07: the current limit, plus one ``w<seconds>`` quota per other window."""
+    window = _window_for(limit, windows)
+    quotas = [make_quota("default", limit, remaining, reset=reset, window=window)]
+    for n, w in windows:
+        if w is not None and (n, w) != (limit, window):
+            quotas.append(make_quota(f"w{w:.0f}" if w == int(w) else f"w{w}", n, None, window=w))
+    return [q for q in quotas if q]
+
+
+def draft07(ctx: Context) -> list[Quota] | None:
+    """Draft -07: ``RateLimit: limit=10, remaining=1, reset=7`` (+ ``RateLimit-Policy: 10;w=1``)."""
+    if (text := ctx.get("ratelimit")) is None or _sf(text, "list") is not None:
+        return None  # absent, or a draft-09+ list
+    if not isinstance(fields := _sf(text, "dictionary"), dict):
+        ctx.bad("ratelimit")
+        return None
+    items = {k: v[0] if isinstance(v, tuple) else v for k, v in fields.items()}
+    keys = (("limit", "q"), ("remaining", "r"), ("reset", "t"))
+    limit, remaining, reset = (_sf_value(ctx, f"ratelimit:{k}", items.get(k), c) for k, c in keys)
+    return _legacy(limit, remaining, reset, _windows(ctx, "ratelimit-policy"))
+
+
+def draft06(ctx: Context) -> list[Quota] | None:
+    """Draft -06 / Envoy: ``RateLimit-Limit: 10, 10;w=1, 1000;w=3600`` + Remaining + Reset."""
+    windows = _windows(ctx, "ratelimit-limit")
+    remaining = read_amount(ctx, "ratelimit-remaining", "r")
+    reset = read_reset(ctx, "ratelimit-reset", "delta")
+    return _legacy(windows[0][0] if windows else None, remaining, reset, windows)
