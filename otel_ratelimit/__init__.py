@@ -10,6 +10,7 @@ from .headers import Observation, Quota, parse_headers
 from .limiter import RateLimiter
 from .limits import AdaptiveConfig, Limit
 from .presets import PRESETS, Preset, register_preset
+from .retry import RetriesExhausted, RetryConfig, RetryHandler, RetryStrategy
 from .status import PolicyStatus, RateLimitStatus
 
 __all__ = [
@@ -26,6 +27,10 @@ __all__ = [
     "RateLimitMiddleware",
     "RateLimitStatus",
     "RateLimiter",
+    "RetriesExhausted",
+    "RetryConfig",
+    "RetryHandler",
+    "RetryStrategy",
     "StorageError",
     "make_client_for",
     "parse_headers",

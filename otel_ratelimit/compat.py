@@ -36,10 +36,11 @@ __all__ = [
 class _Request:
     """What the flow reads of an outgoing request, around another library's request."""
 
-    __slots__ = ("extensions", "raw", "url")
+    __slots__ = ("extensions", "method", "raw", "url")
 
-    def __init__(self, url: str, raw: Any, cost: float = 1) -> None:
+    def __init__(self, url: str, raw: Any, method: str, cost: float = 1) -> None:
         self.url = httpx.URL(url)
+        self.method = method.upper()
         self.extensions = {COST_EXTENSION: cost}
         self.raw = raw
 
@@ -53,6 +54,10 @@ class _AiohttpResponse:
         self.raw = raw
         self.status_code = raw.status
         self.headers = raw.headers
+
+    async def aread(self) -> None:
+        """Read the body (before a retry), which frees the connection."""
+        await self.raw.read()
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -98,7 +103,9 @@ def _limited_adapter_class() -> type[Any]:
             def send(req: _Request) -> Any:
                 return self.inner.send(req.raw, **kwargs)
 
-            return drive(core.flow(_Request(request.url, request)), core.storage, send)
+            return drive(
+                core.flow(_Request(request.url, request, request.method)), core.storage, send
+            )
 
         def close(self) -> None:
             """Close the wrapped adapter."""
@@ -120,7 +127,7 @@ async def arequest_aiohttp(
 
     full = str(session._build_url(url)) if hasattr(session, "_build_url") else url
     core = limiter.core
-    response: Any = await adrive(core.flow(_Request(full, None, cost)), core.storage, send)
+    response: Any = await adrive(core.flow(_Request(full, None, method, cost)), core.storage, send)
     return response.raw
 
 
@@ -132,7 +139,7 @@ def aiohttp_middleware(limiter: RateLimiter) -> Callable[[Any, Any], Awaitable[A
             return _AiohttpResponse(await handler(req.raw))
 
         core = limiter.core
-        flow = core.flow(_Request(str(request.url), request))
+        flow = core.flow(_Request(str(request.url), request, request.method))
         response: Any = await adrive(flow, core.storage, send)
         return response.raw
 

@@ -220,8 +220,8 @@ def drive(flow: Flow[R], storage: Storage, send: Callable[[Any], Any]) -> R:
                 time.sleep(op.args[0])
             elif op.name == "send":
                 steps.result = send(op.args[0])
-            elif op.name == "read":
-                op.args[0].read()
+            elif op.name == "read":  # httpx's read(); requests reads on .content
+                getattr(op.args[0], "read", lambda: op.args[0].content)()
             else:
                 steps.result = getattr(storage, op.name)(*op.args)
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle

@@ -15,6 +15,7 @@ from .engine import KeyConfig
 from .errors import ConfigurationError
 from .limits import AdaptiveConfig, Limit, LimitSpec, parse_limits, parse_window
 from .presets import Preset, preset_for_host, resolve_presets
+from .retry import RetryConfig, RetryPolicy
 from .status import RateLimitStatus, describe
 from .storage import Storage, check_policy, open_storage
 from .transport import (
@@ -36,7 +37,9 @@ class RateLimiter:
     it serves every process that uses the same store. ``on_storage_error`` says what happens
     while that store cannot be used: "local" (default: keep limiting in this process with what
     was last learned, back to shared state by itself), "allow", "deny" (StorageError for new
-    requests) or "raise" (every store error is raised as StorageError).
+    requests) or "raise" (every store error is raised as StorageError). ``retry`` (default on:
+    ``RetryConfig()``) retries 429, 503 and 504 answers inside the transport, within a budget of
+    10% of a key's requests; ``retry=False`` hands every answer to the caller as it came.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class RateLimiter:
         use_presets: bool = True,
         meter_provider: Any = None,
         tracer_provider: Any = None,
+        retry: RetryConfig | bool | None = True,
     ) -> None:
         if not isinstance(max_wait, (int, float)) or math.isnan(max_wait) or max_wait < 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
@@ -81,6 +85,7 @@ class RateLimiter:
             headers_map=headers_map,
             meter_provider=meter_provider,  # None: the global providers (see telemetry.py)
             tracer_provider=tracer_provider,
+            retry=_retry_policy(retry),
         )
 
     # -- configuration -----------------------------------------------------------------
@@ -261,6 +266,16 @@ class RateLimiter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _retry_policy(retry: RetryConfig | bool | None) -> RetryPolicy | None:
+    if retry is True:
+        return RetryPolicy(RetryConfig())
+    if retry is False or retry is None:
+        return None
+    if isinstance(retry, RetryConfig):
+        return RetryPolicy(retry)
+    raise ConfigurationError(f"retry must be a RetryConfig, True or False, got {retry!r}")
 
 
 def _host(endpoint: str) -> str:

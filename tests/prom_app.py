@@ -14,7 +14,7 @@ from otel_ratelimit.prometheus import metrics_asgi_app, start_http_server
 
 UPSTREAMS = os.environ["UPSTREAMS"].split(",")
 start_http_server(0, targets_dir=os.environ["OTEL_RATELIMIT_TARGETS"], labels={"job": "app"})
-limiter = RateLimiter(os.environ.get("OTEL_RATELIMIT_STORAGE", "memory"), max_wait=30)
+limiter = RateLimiter(os.environ.get("OTEL_RATELIMIT_STORAGE", "memory"), max_wait=30, retry=False)
 
 
 async def app(scope, receive, send) -> None:

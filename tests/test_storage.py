@@ -140,7 +140,7 @@ def test_sqlite_failure_follows_the_policy(policy, tmp_path):
     """A SQLite file that turns read-only mid-run: "local" keeps limiting with what it learned,
     "allow" admits at once, "deny" raises StorageError; writable again, it is shared again."""
     url = f"sqlite:///{tmp_path}/s.db"
-    limiter = RateLimiter(storage=url, on_storage_error=policy)
+    limiter = RateLimiter(storage=url, on_storage_error=policy, retry=False)
     events = []
     limiter.storage.listeners.append(lambda e, d: events.append((e, d)))
     conn = limiter.storage.inner._connect()  # this thread's connection: the one requests use

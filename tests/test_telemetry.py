@@ -49,7 +49,10 @@ def test_instruments_names_units_and_attributes(otel):
 
 def test_backoffs_rate_and_backoff_span(otel):
     """An upstream that only answers 429: backoffs by reason, an adaptive rate, a span."""
-    with Upstream("429-only", limit=3, latency=0) as up, otel.limiter(max_wait=5) as limiter:
+    with (
+        Upstream("429-only", limit=3, latency=0) as up,
+        otel.limiter(max_wait=5, retry=False) as limiter,
+    ):
         with limiter.client(base_url=up.url) as client:
             statuses = [client.get("/x").status_code for _ in range(8)]
         assert 429 in statuses
@@ -101,7 +104,8 @@ def test_series_cap_uses_overflow_value(otel):
 def test_storage_errors_counted(otel, redis_factory):
     """A Redis server that dies under the limiter counts ratelimit.storage.errors by type."""
     port, proc = redis_factory()
-    limiter = otel.limiter(storage=f"redis://127.0.0.1:{port}/0")
+    url = f"redis://127.0.0.1:{port}/0"
+    limiter = otel.limiter(storage=url, retry=False, on_storage_error="raise")
     stop_server(proc)
     with pytest.raises(Exception):  # whatever the store raises
         limiter.request("GET", "http://127.0.0.1:9/x")
