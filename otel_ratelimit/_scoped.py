@@ -9,6 +9,7 @@ the client never closes the pool.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Mapping
@@ -64,6 +65,11 @@ class WebOptions:
             raise ConfigurationError(
                 f"metrics_path must be a path starting with '/', got {self.metrics_path!r}"
             )
+        if self.metrics_path is not None:  # now, so the exporter counts from the first request
+            try:
+                importlib.import_module("otel_ratelimit.prometheus")
+            except ImportError as exc:
+                raise ConfigurationError(f"metrics_path needs {exc}") from None
         timeout = self.timeout
         if not (timeout is None or isinstance(timeout, httpx.Timeout) or _positive(timeout)):
             raise ConfigurationError(
