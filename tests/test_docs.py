@@ -112,6 +112,18 @@ def test_changelog_and_benchmark_results_are_in_the_site(site: Path) -> None:
         assert heading in page
 
 
+def test_captured_watch_screen_matches_the_cli() -> None:
+    """The `watch` screen on the CLI page has the columns the CLI draws today (re-capture it
+    with `python docs/capture_watch.py` when they change)."""
+    from otel_ratelimit.cli_render import STATUS_COLUMNS  # noqa: PLC0415
+
+    text = (DOCS / "cli.md").read_text()
+    screen = text[text.index("## `watch`, captured") :]
+    header = next(line for line in screen.splitlines() if line.startswith("┃"))
+    assert tuple(cell.strip() for cell in header.strip("┃").split("┃")) == STATUS_COLUMNS
+    assert (DOCS / "capture_watch.py").is_file()
+
+
 def test_docs_have_examples() -> None:
     """The pages carry runnable examples, and only a few illustrative (```py) ones."""
     assert len(BLOCKS) >= 25
