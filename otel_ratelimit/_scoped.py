@@ -27,6 +27,7 @@ __all__ = [
     "RequestClients",
     "RequestState",
     "SharedPools",
+    "Middleware",
     "WebOptions",
     "find_exceeded",
     "rejection",
@@ -84,6 +85,28 @@ class WebOptions:
         if self.headers is not None:
             kwargs["headers"] = self.headers
         return kwargs
+
+
+class Middleware:
+    """What the ASGI and WSGI middlewares share: the wrapped app, the options, the pools."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        limiter: RateLimiter,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = 30.0,
+        deadline: float | None = None,
+        deadline_status: int = 503,
+        metrics_path: str | None = None,
+    ) -> None:
+        self.app = app
+        self.options = WebOptions(
+            limiter, base_url, headers, timeout, deadline, deadline_status, metrics_path
+        )
+        self.pools = SharedPools(limiter)
 
 
 def _positive(value: object) -> bool:
