@@ -4,12 +4,16 @@
         uvicorn fastapi_app:app --app-dir examples --workers 2
 
 Environment: ``OTEL_RATELIMIT_STORAGE`` (default "memory"; share one Redis between workers),
-``UPSTREAMS`` ("name=url,name=url"; default "github=https://api.github.com") and
-``OTEL_RATELIMIT_DEADLINE`` (seconds a request may wait for quota; default 10).
+``UPSTREAMS`` ("name=url,name=url"; default "github=https://api.github.com"),
+``OTEL_RATELIMIT_DEADLINE`` (seconds a request may wait for quota; default 10) and
+``OTEL_RATELIMIT_METRICS_DIR`` (optional, needs the ``prometheus`` extra: serve ``/metrics``,
+and let each worker serve its own metrics port, named in a Prometheus file_sd target file in
+that directory, so that Prometheus scrapes every worker; see README "Telemetry").
 
     GET /call/{api}/{path}   an async view calling the API (request.state.api_client)
     GET /sync/{api}/{path}   a sync view doing the same (request.state.api_client_sync)
     GET /limits              what the limiter knows of each API
+    GET /metrics             Prometheus metrics (with OTEL_RATELIMIT_METRICS_DIR)
 """
 
 from __future__ import annotations
@@ -28,10 +32,20 @@ APIS = dict(
     for item in os.environ.get("UPSTREAMS", "github=https://api.github.com").split(",")
 )
 DEADLINE = float(os.environ.get("OTEL_RATELIMIT_DEADLINE", "10"))
+METRICS_DIR = os.environ.get("OTEL_RATELIMIT_METRICS_DIR")
 
+if METRICS_DIR:  # this worker's own port, named in a target file for Prometheus
+    from otel_ratelimit.prometheus import start_http_server
+
+    start_http_server(0, targets_dir=METRICS_DIR, labels={"job": "fastapi_app"})
 limiter = RateLimiter(storage=STORAGE, max_wait=30)
 app = FastAPI(title="otel_ratelimit example")
-app.add_middleware(RateLimitMiddleware, limiter=limiter, deadline=DEADLINE)
+app.add_middleware(
+    RateLimitMiddleware,
+    limiter=limiter,
+    deadline=DEADLINE,
+    metrics_path="/metrics" if METRICS_DIR else None,
+)
 
 
 def _url(api: str, path: str) -> str:

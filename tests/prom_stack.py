@@ -1,5 +1,6 @@
-"""Real processes for the Prometheus tests and the dashboard picture: upstreams, a 2-worker
-uvicorn app exporting metrics, and a Prometheus server scraping its workers."""
+"""Real processes for the Prometheus tests and the dashboard picture: upstreams, the example
+app (examples/fastapi_app.py) under uvicorn with 2 workers exporting metrics, and a
+Prometheus server scraping its workers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from conftest import free_port, require
 from otel_ratelimit.testing import Upstream
 
 HOST = "127.0.0.1"
-HERE = Path(__file__).resolve().parent
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def require_prometheus() -> None:
@@ -51,12 +52,12 @@ class Stack:
 
     def start_app(self, workers: int = 2, storage: str = "memory") -> None:
         port = free_port()
-        env = {**os.environ, "UPSTREAMS": ",".join(u.url for u in self.upstreams),
-               "OTEL_RATELIMIT_TARGETS": str(self.targets),
-               "OTEL_RATELIMIT_STORAGE": storage}  # fmt: skip
+        env = {**os.environ, "OTEL_RATELIMIT_STORAGE": storage, "OTEL_RATELIMIT_DEADLINE": "60",
+               "UPSTREAMS": ",".join(f"u{i}={u.url}" for i, u in enumerate(self.upstreams)),
+               "OTEL_RATELIMIT_METRICS_DIR": str(self.targets)}  # fmt: skip
         with (self.dir / "app.log").open("wb") as log:
             self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "prom_app:app", "--app-dir", str(HERE),
+                [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES),
                  "--host", HOST, "--port", str(port), "--workers", str(workers),
                  "--log-level", "warning", "--no-access-log"],
                 env=env, stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
@@ -101,11 +102,11 @@ class Stack:
         return body["data"]["result"]
 
     def traffic(self, calls: dict[int, int], concurrency: int = 8) -> None:
-        """Send ``calls[i]`` requests to /call/i, ``concurrency`` at a time."""
+        """Send ``calls[i]`` requests through the app to upstream i, ``concurrency`` at a time."""
         import asyncio  # noqa: PLC0415
 
         async def run() -> None:
-            paths = [f"/call/{i}" for i, n in calls.items() for _ in range(n)]
+            paths = [f"/call/u{i}/x" for i, n in calls.items() for _ in range(n)]
             gate = asyncio.Semaphore(concurrency)
             fresh = httpx.Limits(max_keepalive_connections=0)  # new connections: both workers
             async with httpx.AsyncClient(base_url=self.app_url, timeout=60, limits=fresh) as client:

@@ -56,8 +56,11 @@ def test_two_workers_count_every_request(stack):
     per_worker = []
     for target in targets:
         families = _scrape(target)
-        per_worker.append(sum(s.value for s in families["ratelimit_requests"]
-                              if s.name == "ratelimit_requests_total"))  # fmt: skip
+        acquired = sum(s.value for s in families["ratelimit_requests"]
+                       if s.name == "ratelimit_requests_total")  # fmt: skip
+        retries = sum(s.value for s in families.get("ratelimit_retries", [])
+                      if s.name == "ratelimit_retries_total")  # fmt: skip
+        per_worker.append(acquired - retries)  # every attempt acquires; retries are attempts
     assert sum(per_worker) == sum(CALLS.values())
     assert all(n > 0 for n in per_worker), per_worker  # both workers served traffic
 
@@ -74,7 +77,9 @@ def test_prometheus_scrapes_the_totals(stack):
     """A real Prometheus, scraping both workers, sums ratelimit_requests_total correctly."""
 
     def total() -> float | None:
-        result = stack.query("sum(ratelimit_requests_total)")
+        result = stack.query(
+            "sum(ratelimit_requests_total) - (sum(ratelimit_retries_total) or vector(0))"
+        )
         return float(result[0]["value"][1]) if result else None
 
     assert wait_for(lambda: total() == sum(CALLS.values()), what="scraped total")
