@@ -118,9 +118,24 @@ def _start(barrier: Any) -> None:
     barrier.wait(120)
 
 
+class _Errors(Errors):
+    """``accuracy.Errors`` that also keeps the first message of each exception type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[str, str] = {}
+
+    def add(self, error: BaseException) -> None:
+        super().add(error)
+        self.first.setdefault(type(error).__name__, str(error)[:200])
+
+
 def worker(client: str, url: str, storage: str, threads: int, deadline: float) -> Any:
-    """One process: ``threads`` threads calling ``url`` until ``deadline``; (pid, exceptions)."""
-    errors = Errors()
+    """One process: ``threads`` threads calling ``url`` until ``deadline``.
+
+    Returns the pid, the exceptions by type, and the first message of each type.
+    """
+    errors = _Errors()
     try:
         if client.startswith("ours-"):
             limiter = OursLimiter(storage=storage, max_wait=30.0)
@@ -140,7 +155,7 @@ def worker(client: str, url: str, storage: str, threads: int, deadline: float) -
                 loop_threads(threads, lambda: plain.get(url), deadline, errors)
     except Exception as error:  # e.g. the limiter could not be built
         errors.add(error)
-    return os.getpid(), dict(errors.counts)
+    return os.getpid(), dict(errors.counts), errors.first
 
 
 class Bench:
@@ -150,6 +165,7 @@ class Bench:
         self.processes, self.threads, self.redis_url = processes, threads, redis_url
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-sqlite-")
         self._runs = 0
+        self.messages: dict[str, str] = {}  # the last run's exception types -> a message
         ctx = multiprocessing.get_context("spawn")
         barrier = ctx.Barrier(processes + 1)
         self.pool = ctx.Pool(processes, initializer=_start, initargs=(barrier,))
@@ -174,10 +190,13 @@ class Bench:
 
         def run(url: str, deadline: float, errors: Errors) -> None:
             args = (client, url, self.storage(client), self.threads, deadline)
+            self.messages = {}
             results = self.pool.starmap(worker, [args] * self.processes, chunksize=1)
-            for _, counts in results:
+            for _, counts, first in results:
                 errors.counts.update(counts)
-            if len({pid for pid, _ in results}) != self.processes:  # one ran two shares
+                for name, message in first.items():
+                    self.messages.setdefault(name, message)
+            if len({pid for pid, _, _ in results}) != self.processes:  # one ran two shares
                 errors.add(RuntimeError("fewer worker processes than asked"))
 
         return run
@@ -240,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
             duration = args.quiet_duration if style in QUIET_STYLES else args.duration
             print(f"[{i}/{len(plan)}] {style} / {client} ({duration:g} s) ...", file=sys.stderr)
             row = run_one(style, client, duration)
+            row["messages"] = bench.messages
             rows.append(row)
             errors = ", ".join(f"{name} x{n}" for name, n in row["errors"].items())
             print(f"    {row['requests']} requests, {row['429s']} 429s, goodput {row['goodput']}"
@@ -259,6 +279,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Load average (1/5/15 min) on {os.cpu_count()} CPUs: before "
           + "/".join(f"{x:.1f}" for x in load_before) + ", after "
           + "/".join(f"{x:.1f}" for x in load_after) + ".")  # fmt: skip
+    failed = [row for row in rows if row["errors"]]
+    if failed:
+        print("\nExceptions:" if not args.markdown else "\nExceptions:\n")
+    for row in failed:
+        for name, n in row["errors"].items():
+            message = row["messages"].get(name, "")
+            print(f"{'- ' if args.markdown else '  '}{row['style']} / {row['client']}: "
+                  f"{name} x{n}: {message}")  # fmt: skip
     limited = [row for row in rows if row["client"].startswith("ours-")]
     if limited:
         print("\nTargets:" if not args.markdown else "\nTargets:\n")
