@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(speed, args.markdown))
     print(f"\nredis-server {version} on loopback; best of {args.rounds} interleaved rounds of "
           f"{args.seconds:g} s; every limit 10^9/s, so every call admits ('denied' must be 0); "
-          "script time in Redis: mean server time per EVALSHA from INFO commandstats. "
+          "script time in Redis: mean server time per EVALSHA from INFO commandstats (in the "
+          "round where it was lowest). "
           f"Load average (1/5/15 min) on {os.cpu_count()} CPUs: before "
           + "/".join(f"{x:.1f}" for x in load_before) + ", after "
           + "/".join(f"{x:.1f}" for x in load_after) + ".\n")  # fmt: skip

@@ -203,8 +203,10 @@ class Bench:
                 errors.counts.update(counts)
                 for name, message in first.items():
                     self.messages.setdefault(name, message)
-            if len({pid for pid, _, _ in results}) != self.processes:  # one ran two shares
-                errors.add(RuntimeError("fewer worker processes than asked"))
+            if len({pid for pid, _, _ in results}) != self.processes:
+                message = "a worker process ran two shares: another share ended early"
+                errors.add(RuntimeError(message))
+                self.messages.setdefault("RuntimeError", message)
 
         return run
 
