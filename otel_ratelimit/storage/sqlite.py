@@ -29,6 +29,19 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS ratelimit_state (
     key TEXT PRIMARY KEY, state TEXT NOT NULL, touched REAL NOT NULL)"""
 
 
+def _wal(conn: sqlite3.Connection, deadline: float) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without the busy timeout,
+    while other processes open the same new file; so try again until ``deadline``."""
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def sqlite_path(url: str) -> Path:
     """``sqlite:///relative.db`` is relative to the working directory, ``sqlite:////abs.db``
     absolute (the SQLAlchemy convention, so a relative file never lands in ``/``)."""
@@ -76,7 +89,7 @@ class SQLiteStorage(SteppedStorage):
                 conn = sqlite3.connect(
                     self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
+                _wal(conn, time.monotonic() + self._timeout)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(_SCHEMA)
             except sqlite3.Error as exc:
