@@ -98,7 +98,7 @@ class RedisStorage:
         self.url = url if isinstance(url, str) else None
         self._label = redact_url(url) if isinstance(url, str) else type(url).__name__
         self._password = unquote(urlsplit(url).password or "") if isinstance(url, str) else ""
-        client: redis.Redis | RedisCluster
+        client: Any  # redis.Redis | RedisCluster; their stubs differ between redis-py releases
         try:
             if isinstance(url, (redis.Redis, RedisCluster)):
                 client = url
@@ -194,7 +194,7 @@ class RedisStorage:
             seconds, micros = self._client.time()
         except _ERRORS as exc:
             raise self._failed(exc) from exc
-        return float(seconds) + micros / 1e6
+        return float(seconds) + float(micros) / 1e6
 
     def to_epoch(self, t: float) -> float:
         """Store times are already epoch seconds."""
