@@ -8,7 +8,7 @@ from collections.abc import Callable
 from copy import deepcopy
 from typing import TypeVar
 
-from ..engine import KeyState
+from ..engine import Grant, KeyConfig, KeyState, acquire
 from .base import LocalClock, SteppedStorage
 
 __all__ = ["MemoryStorage"]
@@ -30,16 +30,31 @@ class MemoryStorage(LocalClock, SteppedStorage):
         self._lock = threading.Lock()
         self._max_keys = max_keys
 
+    def _state(self, key: str) -> KeyState:
+        """The state of ``key``, created if new and marked most recently used (lock held)."""
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = KeyState()
+            if len(self._states) > self._max_keys:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(key)
+        return state
+
     def _step(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
         with self._lock:
-            state = self._states.get(key)
-            if state is None:
-                state = self._states[key] = KeyState()
-                if len(self._states) > self._max_keys:
-                    self._states.popitem(last=False)
-            else:
-                self._states.move_to_end(key)
-            return fn(state, self.now())
+            return fn(self._state(key), self.now())
+
+    # acquire runs once per request: called directly, without the generic step's closures.
+    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """Reserve a slot for ``cost`` on ``key``."""
+        with self._lock:
+            return acquire(self._state(key), config, self.now(), cost, max_wait)
+
+    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
+        with self._lock:
+            return acquire(self._state(key), config, self.now(), cost, max_wait)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""

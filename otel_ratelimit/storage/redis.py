@@ -38,11 +38,12 @@ SCRIPT = files(__package__).joinpath("engine.lua").read_text("utf-8")
 _OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 5.0}
 _ERRORS = (RedisError, RedisClusterException, OSError)
 _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
-              engine.PROBE_POLL, engine.RAMP, engine.SPACING)  # fmt: skip
+              engine.PROBE_POLL, engine.RAMP, engine.SPACING, engine.LEAK_MATCH,
+              engine.LEAK_HORIZON)  # fmt: skip
 _ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
 _FLOATS = ("seq", "cooldown_until", "probe_start", "probe_ok", "decrease_seq", "last_at",
-           "probing_until", "touched")  # fmt: skip
-_WINDOW = ("limit", "start", "end", "base", "spent", "length", "seq")
+           "probing_until")  # fmt: skip
+_WINDOW = ("limit", "start", "end", "base", "spent", "length", "seq", "leak")
 _Loop = tuple[Any, AsyncGenerator[None, None]]  # a loop's script and the guard holding its client
 
 
@@ -84,8 +85,8 @@ def decode_state(raw: bytes | str) -> KeyState:
     d = json.loads(raw)
     windows = {}
     for w in d["windows"]:
-        v = [float(w[n]) for n in _WINDOW]
-        windows[w["name"]] = Window(v[0], v[1], v[2], v[3], v[4], v[5], v[6], bool(w["assumed"]))
+        v = {n: float(w.get(n, 0.0)) for n in _WINDOW}  # "leak" is newer than the rest
+        windows[w["name"]] = Window(**v, assumed=bool(w["assumed"]))
     f = {n: float(d[n]) for n in _FLOATS}
     return KeyState(**f, strikes=int(d["strikes"]), sent=int(d["sent"]),
                     answered=int(d["answered"]), ramping=bool(d["ramping"]),
