@@ -9,22 +9,36 @@ from __future__ import annotations
 
 from .keystate import KeyConfig, KeyState
 
-__all__ = ["ADAPTIVE", "RAMP", "adaptive_on", "decrease", "slow_start", "succeed"]
+__all__ = [
+    "ADAPTIVE",
+    "PEAK_NEAR",
+    "PEAK_STEP",
+    "RAMP",
+    "adaptive_on",
+    "decrease",
+    "slow_start",
+    "succeed",
+]
 
 RAMP = 0.03  # rate gained per success while ramping: 3% per second
+PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback...
+PEAK_STEP = 0.25  # ...the rate grows at a quarter of ``increase_step``: each pushback costs a
+# pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often
 ADAPTIVE = "~adaptive"  # the name of the learned rate's GCRA bucket
 
 
 def slow_start(state: KeyState, config: KeyConfig) -> bool:
     """Whether an API that announced nothing yet must wait for answers before more goes out.
 
-    Until it first pushes back, in-flight requests may only double per round trip (one more
-    per two answers: x1.5 per round trip): a sequential caller never waits, while a burst of
-    coroutines cannot pour dozens of requests into a limit nobody knows yet.
+    Until it first pushes back, in-flight requests may only grow by a quarter per round trip
+    (one more per four answers): a sequential caller never waits, while a burst of coroutines
+    cannot pour dozens of requests into a limit nobody knows yet. Whatever is in flight when
+    the limit is crossed is answered 429, so the growth is kept slow (32 in flight still
+    take only about 16 round trips).
     """
     if config.adaptive is None or state.rate is not None or state.windows or config.limits:
         return False
-    return state.sent - state.answered >= 1 + state.answered // 2
+    return state.sent - state.answered >= 1 + state.answered // 4
 
 
 def adaptive_on(state: KeyState, config: KeyConfig) -> bool:
@@ -41,7 +55,10 @@ def succeed(state: KeyState, config: KeyConfig) -> None:
         if state.ramping:  # the first estimate is a lower bound: find the ceiling quickly
             rate = state.rate + RAMP
         else:  # additive: ``increase_step`` more per second of healthy traffic
-            rate = state.rate + adaptive.increase_step / max(state.rate, 1.0)
+            step = adaptive.increase_step / max(state.rate, 1.0)
+            if state.peak > 0 and state.rate >= state.peak * PEAK_NEAR:
+                step *= PEAK_STEP
+            rate = state.rate + step
         state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
 
 
@@ -57,6 +74,7 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
         rate = adaptive.initial_rate or measured
         state.ramping = True
     else:
+        state.peak = state.rate
         rate = state.rate * adaptive.decrease_factor
         state.ramping = False
     rate = max(rate, adaptive.min_rate)

@@ -17,12 +17,20 @@ wait for it, so concurrent callers queue in order instead of racing at the reset
 
 from __future__ import annotations
 
-from .adaptive import ADAPTIVE, RAMP, adaptive_on, decrease, slow_start, succeed
+from .adaptive import (
+    ADAPTIVE,
+    PEAK_NEAR,
+    PEAK_STEP,
+    RAMP,
+    adaptive_on,
+    decrease,
+    slow_start,
+    succeed,
+)
 from .headers import Observation
 from .keystate import Grant, KeyConfig, KeyState, Outcome, Window
 from .windows import (
     DEFAULT_RESET,
-    LEAK_HORIZON,
     LEAK_MATCH,
     PACE_BURST,
     PACE_SPAN,
@@ -35,10 +43,12 @@ from .windows import (
 
 __all__ = [
     "DEFAULT_RESET",
-    "LEAK_HORIZON",
+    "HORIZON",
     "LEAK_MATCH",
     "PACE_BURST",
     "PACE_SPAN",
+    "PEAK_NEAR",
+    "PEAK_STEP",
     "PROBE_POLL",
     "PROBE_TIMEOUT",
     "RAMP",
@@ -59,6 +69,7 @@ PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others
 SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server then counts
 # them in ticket order, which the in-flight correction relies on (ties reorder, under-count)
 PROBE_POLL = 0.02  # how often held-back requests look again
+HORIZON = 0.25  # slots set by a learned rate (AIMD, a leaky bucket) are reserved this far ahead
 _new_tuple = tuple.__new__
 
 
@@ -66,6 +77,14 @@ def _gcra_earliest(tat: float, t: float, cost: float, rate: float, burst: float)
     interval = 1.0 / rate
     # A cost above the burst can never fit; let it through when the bucket is full (no livelock).
     return max(t, tat - (burst - min(cost, burst)) * interval)
+
+
+def _learned(state: KeyState, policy: str) -> bool:
+    """Whether the policy that set a slot is a learned rate: AIMD's or a leaky bucket's."""
+    if policy == ADAPTIVE:
+        return True
+    w = state.windows.get(policy)
+    return w is not None and w.leak > 0
 
 
 def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, float, float]]:
@@ -130,9 +149,10 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     wait = t - now
     if wait > max_wait:
         return Grant(False, wait, t, state.seq, cost, policy)
-    if wait > LEAK_HORIZON and policy in state.windows and state.windows[policy].leak > 0:
-        # A drain slot far ahead is decided when it nears, on the counts known by then.
-        at = t - LEAK_HORIZON
+    if wait > HORIZON and _learned(state, policy):
+        # A slot far ahead on a learned rate is decided when it nears, on what is known by
+        # then: a pushback's cut (or a bucket's count) then holds for the queue at once.
+        at = t - HORIZON
         return Grant(True, at - now, at, state.seq, cost, policy, again=True)
     for lim in config.limits:
         tats[lim.name] = max(tats.get(lim.name, 0.0), t) + cost / lim.rate

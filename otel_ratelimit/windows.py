@@ -14,7 +14,6 @@ from .keystate import KeyState, Window
 
 __all__ = [
     "DEFAULT_RESET",
-    "LEAK_HORIZON",
     "LEAK_MATCH",
     "PACE_BURST",
     "PACE_SPAN",
@@ -28,7 +27,6 @@ __all__ = [
 PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
 PACE_SPAN = 0.9  # ...and is spread over 90% of the time to reset: resets arrive late and rounded
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
-LEAK_HORIZON = 0.25  # a leaky bucket's slots are reserved at most this far ahead
 LEAK_MATCH = 1e-6  # how exactly a reset must equal used * window / limit to mean a leaky bucket
 
 

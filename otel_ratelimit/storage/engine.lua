@@ -53,7 +53,7 @@ end
 local K = cfg.k -- engine constants, sent by Python so the two engines cannot drift apart
 local PACE_BURST, PACE_SPAN, DEFAULT_RESET = K[1], K[2], K[3]
 local PROBE_TIMEOUT, PROBE_POLL, RAMP, SPACING = K[4], K[5], K[6], K[7]
-local LEAK_MATCH, LEAK_HORIZON = K[8], K[9]
+local LEAK_MATCH, HORIZON, PEAK_NEAR, PEAK_STEP = K[8], K[9], K[10], K[11]
 local adaptive = opt(cfg.adaptive)
 local codes = {}
 for _, code in ipairs(cfg.codes) do codes[code] = true end
@@ -68,7 +68,7 @@ end
 local function decode(raw)
   local d = cjson.decode(raw)
   local s = {seq = d.seq, cooldown_until = d.cooldown_until, strikes = d.strikes,
-             tats = d.tats, rate = opt(d.rate), ramping = d.ramping,
+             tats = d.tats, rate = opt(d.rate), ramping = d.ramping, peak = opt(d.peak) or 0.0,
              probe_start = d.probe_start, probe_ok = d.probe_ok,
              decrease_seq = d.decrease_seq, last_at = d.last_at,
              probing_until = d.probing_until, sent = d.sent, answered = d.answered,
@@ -83,12 +83,13 @@ end
 
 local function fresh()
   return {seq = 0, cooldown_until = 0, strikes = 0, tats = {}, rate = nil, ramping = false,
+          peak = 0,
           probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0, probing_until = 0,
           sent = 0, answered = 0, wl = {}, w = {}}
 end
 
-local FIELDS = {'seq', 'cooldown_until', 'strikes', 'probe_start', 'probe_ok', 'decrease_seq',
-                'last_at', 'probing_until', 'sent', 'answered'}
+local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'probe_start', 'probe_ok',
+                'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered'}
 
 local function encode(s)
   local out = {}
@@ -173,7 +174,7 @@ end
 
 local function slow_start(s)
   if adaptive == nil or s.rate ~= nil or #s.wl > 0 or #cfg.limits > 0 then return false end
-  return s.sent - s.answered >= 1 + math.floor(s.answered / 2)
+  return s.sent - s.answered >= 1 + math.floor(s.answered / 4)
 end
 
 local function policies(s) -- {name, tat, rate, burst}
@@ -235,8 +236,8 @@ local function acquire(s, cost, max_wait)
   end
   local wait = t - now
   if wait > max_wait then return grant(false, wait, t, s.seq, policy, false) end
-  if wait > LEAK_HORIZON and s.w[policy] ~= nil and s.w[policy].leak > 0 then
-    local at = t - LEAK_HORIZON
+  if wait > HORIZON and (policy == ADAPTIVE or (s.w[policy] ~= nil and s.w[policy].leak > 0)) then
+    local at = t - HORIZON
     return grant(true, at - now, at, s.seq, policy, true)
   end
   for _, lim in ipairs(cfg.limits) do
@@ -349,7 +350,9 @@ local function succeed(s)
     if s.ramping then
       rate = s.rate + RAMP
     else
-      rate = s.rate + adaptive.increase_step / math.max(s.rate, 1.0)
+      local step = adaptive.increase_step / math.max(s.rate, 1.0)
+      if s.peak > 0 and s.rate >= s.peak * PEAK_NEAR then step = step * PEAK_STEP end
+      rate = s.rate + step
     end
     s.rate = capped(rate)
   end
@@ -365,6 +368,7 @@ local function decrease(s, cooldown)
     rate = truthy(initial) and initial or measured
     s.ramping = true
   else
+    s.peak = s.rate
     rate = s.rate * adaptive.decrease_factor
     s.ramping = false
   end

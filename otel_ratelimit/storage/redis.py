@@ -39,10 +39,10 @@ _OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 5.0
 _ERRORS = (RedisError, RedisClusterException, OSError)
 _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
               engine.PROBE_POLL, engine.RAMP, engine.SPACING, engine.LEAK_MATCH,
-              engine.LEAK_HORIZON)  # fmt: skip
+              engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP)  # fmt: skip
 _ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
 _FLOATS = ("seq", "cooldown_until", "probe_start", "probe_ok", "decrease_seq", "last_at",
-           "probing_until")  # fmt: skip
+           "probing_until", "peak")  # fmt: skip
 _WINDOW = ("limit", "start", "end", "base", "spent", "length", "seq", "leak")
 _Loop = tuple[Any, AsyncGenerator[None, None]]  # a loop's script and the guard holding its client
 
@@ -87,7 +87,7 @@ def decode_state(raw: bytes | str) -> KeyState:
     for w in d["windows"]:
         v = {n: float(w.get(n, 0.0)) for n in _WINDOW}  # "leak" is newer than the rest
         windows[w["name"]] = Window(**v, assumed=bool(w["assumed"]))
-    f = {n: float(d[n]) for n in _FLOATS}
+    f = {n: float(d.get(n, 0.0)) for n in _FLOATS}  # "peak" is newer
     return KeyState(**f, strikes=int(d["strikes"]), sent=int(d["sent"]),
                     answered=int(d["answered"]), ramping=bool(d["ramping"]),
                     rate=None if d["rate"] is None else float(d["rate"]),
