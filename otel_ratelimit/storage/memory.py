@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from copy import deepcopy
@@ -24,8 +25,9 @@ class MemoryStorage(LocalClock, SteppedStorage):
     shared = False
 
     def __init__(self, max_keys: int = 10_000, *, clock: Callable[[], float] | None = None) -> None:
-        if clock is not None:
-            self.now = clock  # type: ignore[method-assign]  # tests drive a fake clock
+        # The clock is read once per step: time.monotonic itself, not a method calling it
+        # (tests drive a fake clock).
+        self.now = clock or time.monotonic  # type: ignore[method-assign]
         self._states: OrderedDict[str, KeyState] = OrderedDict()
         self._lock = threading.Lock()
         self._max_keys = max_keys
@@ -45,16 +47,26 @@ class MemoryStorage(LocalClock, SteppedStorage):
         with self._lock:
             return fn(self._state(key), self.now())
 
-    # acquire runs once per request: called directly, without the generic step's closures.
+    # acquire runs once per request: inlined, without the generic step's closures.
     def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """Reserve a slot for ``cost`` on ``key``."""
         with self._lock:
-            return acquire(self._state(key), config, self.now(), cost, max_wait)
+            state = self._states.get(key)
+            if state is None:
+                state = self._state(key)
+            else:
+                self._states.move_to_end(key)
+            return acquire(state, config, self.now(), cost, max_wait)
 
     async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
         with self._lock:
-            return acquire(self._state(key), config, self.now(), cost, max_wait)
+            state = self._states.get(key)
+            if state is None:
+                state = self._state(key)
+            else:
+                self._states.move_to_end(key)
+            return acquire(state, config, self.now(), cost, max_wait)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""
