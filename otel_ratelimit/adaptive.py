@@ -20,7 +20,7 @@ __all__ = [
     "succeed",
 ]
 
-RAMP = 0.03  # rate gained per success while ramping: 3% per second
+RAMP = 0.1  # rate gained per success while ramping: 10% per second
 PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback...
 PEAK_STEP = 0.25  # ...the rate grows at a quarter of ``increase_step``: each pushback costs a
 # pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often
@@ -79,4 +79,5 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
         state.ramping = False
     rate = max(rate, adaptive.min_rate)
     state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
-    state.tats[ADAPTIVE] = state.cooldown_until
+    # The bucket restarts after the pause, and after the last slot already handed out.
+    state.tats[ADAPTIVE] = max(state.cooldown_until, state.last_at + 1.0 / state.rate)

@@ -54,7 +54,7 @@ class KeyState:
     tats: dict[str, float] = field(default_factory=dict)  # GCRA theoretical arrival times
     windows: dict[str, Window] = field(default_factory=dict)
     rate: float | None = None  # adaptive rate; None until the API first pushes back
-    ramping: bool = False  # after the first estimate: grow 3%/s until the next pushback
+    ramping: bool = False  # after the first estimate: grow 10%/s until the next pushback
     peak: float = 0.0  # the learned rate that last drew a pushback (0: none yet)
     probe_start: float = 0.0  # when success counting for the first rate estimate began
     probe_ok: float = 0.0

@@ -374,7 +374,7 @@ local function decrease(s, cooldown)
   end
   rate = math.max(rate, adaptive.min_rate)
   s.rate = capped(rate)
-  s.tats[ADAPTIVE] = s.cooldown_until
+  s.tats[ADAPTIVE] = math.max(s.cooldown_until, s.last_at + 1.0 / s.rate)
 end
 
 -- An Outcome as {backoff, cooldown, rate, with_errors}; Python adds the header errors.
