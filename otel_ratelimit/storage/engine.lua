@@ -68,7 +68,8 @@ end
 local function decode(raw)
   local d = cjson.decode(raw)
   local s = {seq = d.seq, cooldown_until = d.cooldown_until, strikes = d.strikes,
-             tats = d.tats, rate = opt(d.rate), ramping = d.ramping, peak = opt(d.peak) or 0.0,
+             tats = d.tats, rate = opt(d.rate), ramping = d.ramping,
+             peak = opt(d.peak) or 0.0,
              probe_start = d.probe_start, probe_ok = d.probe_ok,
              decrease_seq = d.decrease_seq, last_at = d.last_at,
              probing_until = d.probing_until, sent = d.sent, answered = d.answered,
@@ -83,9 +84,8 @@ end
 
 local function fresh()
   return {seq = 0, cooldown_until = 0, strikes = 0, tats = {}, rate = nil, ramping = false,
-          peak = 0,
-          probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0, probing_until = 0,
-          sent = 0, answered = 0, wl = {}, w = {}}
+          peak = 0, probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0,
+          probing_until = 0, sent = 0, answered = 0, wl = {}, w = {}}
 end
 
 local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'probe_start', 'probe_ok',
@@ -236,7 +236,8 @@ local function acquire(s, cost, max_wait)
   end
   local wait = t - now
   if wait > max_wait then return grant(false, wait, t, s.seq, policy, false) end
-  if wait > HORIZON and (policy == ADAPTIVE or (s.w[policy] ~= nil and s.w[policy].leak > 0)) then
+  local bucket = s.w[policy]
+  if wait > HORIZON and (policy == ADAPTIVE or (bucket ~= nil and bucket.leak > 0)) then
     local at = t - HORIZON
     return grant(true, at - now, at, s.seq, policy, true)
   end
