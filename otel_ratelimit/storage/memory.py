@@ -9,7 +9,8 @@ from collections.abc import Callable
 from copy import deepcopy
 from typing import TypeVar
 
-from ..engine import Grant, KeyConfig, KeyState, acquire
+from ..engine import Grant, KeyConfig, KeyState, Outcome, acquire, observe
+from ..headers import Observation
 from .base import LocalClock, SteppedStorage
 
 __all__ = ["MemoryStorage"]
@@ -47,7 +48,7 @@ class MemoryStorage(LocalClock, SteppedStorage):
         with self._lock:
             return fn(self._state(key), self.now())
 
-    # acquire runs once per request: inlined, without the generic step's closures.
+    # acquire and observe run once per request each: direct, without the step's closures.
     def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """Reserve a slot for ``cost`` on ``key``."""
         with self._lock:
@@ -67,6 +68,20 @@ class MemoryStorage(LocalClock, SteppedStorage):
             else:
                 self._states.move_to_end(key)
             return acquire(state, config, self.now(), cost, max_wait)
+
+    def observe(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """Fold a response into ``key``."""
+        with self._lock:
+            return observe(self._state(key), config, self.now(), ticket, status, obs)
+
+    async def aobserve(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """``observe`` for async code."""
+        with self._lock:
+            return observe(self._state(key), config, self.now(), ticket, status, obs)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""
