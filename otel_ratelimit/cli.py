@@ -226,7 +226,8 @@ def _probe(args: argparse.Namespace) -> int:
         if not sep or not name.strip():
             _fail(EXIT_USAGE, f"a header must look like 'Name: value', got {name.strip()!r}")
         headers[name.strip()] = value.strip()
-    with RateLimiter() as limiter:  # the probe keeps nothing: the shared store is not touched
+    # the probe keeps nothing (the shared store is not touched) and sends exactly one request
+    with RateLimiter(retry=False) as limiter:
         try:
             response = limiter.request(args.method.upper(), args.url, headers=headers,
                                        timeout=args.timeout)  # fmt: skip

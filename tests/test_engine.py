@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_ratelimit.engine import KeyConfig, KeyState, acquire, observe, release
+from otel_ratelimit.engine import HORIZON, KeyConfig, KeyState, acquire, observe, release
 from otel_ratelimit.headers import Observation, Quota
 from otel_ratelimit.limits import AdaptiveConfig, Limit
 
@@ -80,7 +80,8 @@ def test_denial_retry_after_suffices(steps, limit, max_wait):
         grant = acquire(state, config, now, 1, max_wait)
         if not grant.ok:
             assert grant.wait > max_wait
-            again = acquire(state, config, now + grant.wait, 1, 0.0)
+            # Back after retry_after (now + wait may round a hair short of the slot: 1 ns slack)
+            again = acquire(state, config, now + grant.wait, 1, 1e-9)
             assert again.ok and again.wait <= 1e-9
             return
 
@@ -207,6 +208,38 @@ def test_in_flight_pushbacks_decrease_once():
     assert state.rate == 8.0 and state.strikes == 1
 
 
+def test_growth_slows_near_the_rate_that_last_drew_a_pushback():
+    """Past its ramp, the rate grows by increase_step per second, a quarter of it within 5% of
+    the rate a pushback last cut (each pushback costs a pause: approach the limit gently)."""
+    config = KeyConfig(adaptive=AdaptiveConfig(increase_step=1.0, decrease_factor=0.5))
+    state = KeyState(seq=0.5, rate=20.0, ramping=False)
+    g = acquire(state, config, 0.0, 1, INF)
+    observe(state, config, 0.0, g.ticket, 429, NOTHING)
+    assert (state.peak, state.rate) == (20.0, 10.0)
+    g = acquire(state, config, 5.0, 1, INF)
+    observe(state, config, 5.0, g.ticket, 200, NOTHING)
+    assert state.rate == pytest.approx(10.1)  # far below the peak: 1.0 / 10 per success
+    state.rate = 19.5
+    g = acquire(state, config, 6.0, 1, INF)
+    observe(state, config, 6.0, g.ticket, 200, NOTHING)
+    assert state.rate == pytest.approx(19.5 + 0.25 / 19.5)  # near it: a quarter
+
+
+def test_a_rate_cut_reaches_callers_queued_behind_the_horizon():
+    """Callers queued on a learned rate hold slots at most HORIZON ahead; the rest ask again,
+    so a pushback's cut and pause apply to them instead of to slots handed out before it."""
+    state, config = KeyState(seq=0.5, rate=10.0), KeyConfig(adaptive=AdaptiveConfig())
+    grants = [acquire(state, config, 0.0, 1, INF) for _ in range(10)]
+    assert [g.at for g in grants[:3]] == pytest.approx([0.0, 0.1, 0.2])  # reserved
+    assert all(g.again and g.at == pytest.approx(0.3 - HORIZON) for g in grants[3:])
+    observe(state, config, 0.05, grants[0].ticket, 429, NOTHING)  # cut to 9/s, paused 0.1 s
+    assert state.rate == 9.0
+    g = acquire(state, config, 0.05, 1, INF)
+    while g.again:
+        g = acquire(state, config, g.at, 1, INF)
+    assert g.at == pytest.approx(0.2 + 1 / 9)  # after the last slot handed out, at the new rate
+
+
 def test_very_low_rate_still_admits_every_twenty_seconds():
     """At 0.05/s the key is not livelocked: one request per 20 s goes out."""
     adaptive = AdaptiveConfig(initial_rate=0.05, min_rate=0.05)
@@ -214,7 +247,13 @@ def test_very_low_rate_still_admits_every_twenty_seconds():
     g = acquire(state, config, 0.0, 1, INF)
     observe(state, config, 0.0, g.ticket, 429, NOTHING)
     assert state.rate == 0.05
-    times = [acquire(state, config, 0.0, 1, INF).at for _ in range(4)]
+    times = []
+    for _ in range(4):
+        g = acquire(state, config, 0.0, 1, INF)
+        while g.again:  # a slot far ahead on a learned rate is decided when it nears
+            assert g.ok and g.at == pytest.approx((times[-1] if times else 0.0) + 20 - HORIZON)
+            g = acquire(state, config, g.at, 1, INF)
+        times.append(g.at)
     assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [20.0] * 3
 
 

@@ -48,7 +48,8 @@ def test_retry_false_hands_every_answer_to_the_caller():
 def test_retried_attempts_carry_resend_count_and_are_counted(otel):
     """The retry's CLIENT span says ``http.request.resend_count`` 1; ratelimit.retries counts it."""
     with Upstream("retry-after-seconds", limit=0, window=1.0) as api:
-        limiter = otel.limiter(retry=RetryConfig(max_retries=1, base_delay=0.01), max_wait=5)
+        config = RetryConfig(max_retries=1, base_delay=0.01)
+        limiter = otel.limiter(retry=config, max_wait=5, adaptive=False)  # waits: Retry-After
         with limiter.client(base_url=api.url) as client:
             answer = client.get("/x")
     assert answer.status_code == 429 and api.total == 2  # tried twice, gave the last answer
@@ -73,7 +74,7 @@ def test_raise_on_failure_raises_retries_exhausted_with_the_response():
     config = RetryConfig(max_retries=2, base_delay=0.01, raise_on_failure=True)
     with (
         Upstream("429-only", limit=0) as api,
-        RateLimiter(retry=config, max_wait=5).client(base_url=api.url) as client,
+        RateLimiter(retry=config, max_wait=5, adaptive=False).client(base_url=api.url) as client,
         pytest.raises(RetriesExhausted) as caught,
     ):
         client.get("/x")

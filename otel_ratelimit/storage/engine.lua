@@ -53,41 +53,43 @@ end
 local K = cfg.k -- engine constants, sent by Python so the two engines cannot drift apart
 local PACE_BURST, PACE_SPAN, DEFAULT_RESET = K[1], K[2], K[3]
 local PROBE_TIMEOUT, PROBE_POLL, RAMP, SPACING = K[4], K[5], K[6], K[7]
+local LEAK_MATCH, HORIZON, PEAK_NEAR, PEAK_STEP = K[8], K[9], K[10], K[11]
 local adaptive = opt(cfg.adaptive)
 local codes = {}
 for _, code in ipairs(cfg.codes) do codes[code] = true end
 
 -- -- state: decode / encode -------------------------------------------------------------
 
-local function new_window(limit, start, stop, base, spent, length, seq, assumed)
+local function new_window(limit, start, stop, base, spent, length, seq, assumed, leak)
   return {limit = limit, start = start, stop = stop, base = base, spent = spent,
-          length = length, seq = seq, assumed = assumed}
+          length = length, seq = seq, assumed = assumed, leak = leak or 0.0}
 end
 
 local function decode(raw)
   local d = cjson.decode(raw)
   local s = {seq = d.seq, cooldown_until = d.cooldown_until, strikes = d.strikes,
              tats = d.tats, rate = opt(d.rate), ramping = d.ramping,
+             peak = opt(d.peak) or 0.0,
              probe_start = d.probe_start, probe_ok = d.probe_ok,
              decrease_seq = d.decrease_seq, last_at = d.last_at,
              probing_until = d.probing_until, sent = d.sent, answered = d.answered,
-             touched = d.touched, wl = {}, w = {}}
+             wl = {}, w = {}}
   for _, w in ipairs(d.windows) do
     s.wl[#s.wl + 1] = w.name
     s.w[w.name] = new_window(w.limit, w.start, w['end'], w.base, w.spent, w.length, w.seq,
-                             w.assumed)
+                             w.assumed, opt(w.leak))
   end
   return s
 end
 
 local function fresh()
   return {seq = 0, cooldown_until = 0, strikes = 0, tats = {}, rate = nil, ramping = false,
-          probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0, probing_until = 0,
-          sent = 0, answered = 0, touched = 0, wl = {}, w = {}}
+          peak = 0, probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0,
+          probing_until = 0, sent = 0, answered = 0, wl = {}, w = {}}
 end
 
-local FIELDS = {'seq', 'cooldown_until', 'strikes', 'probe_start', 'probe_ok', 'decrease_seq',
-                'last_at', 'probing_until', 'sent', 'answered', 'touched'}
+local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'probe_start', 'probe_ok',
+                'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered'}
 
 local function encode(s)
   local out = {}
@@ -103,7 +105,8 @@ local function encode(s)
     wins[#wins + 1] = '{"name":' .. cjson.encode(name) .. ',"limit":' .. fmt(w.limit)
       .. ',"start":' .. fmt(w.start) .. ',"end":' .. fmt(w.stop) .. ',"base":' .. fmt(w.base)
       .. ',"spent":' .. fmt(w.spent) .. ',"length":' .. fmt(w.length)
-      .. ',"seq":' .. fmt(w.seq) .. ',"assumed":' .. tostring(w.assumed) .. '}'
+      .. ',"seq":' .. fmt(w.seq) .. ',"assumed":' .. tostring(w.assumed)
+      .. ',"leak":' .. fmt(w.leak) .. '}'
   end
   out[#out + 1] = '"windows":[' .. table.concat(wins, ',') .. ']'
   return '{' .. table.concat(out, ',') .. '}'
@@ -122,6 +125,12 @@ local function gcra_earliest(tat, t, cost, rate, burst)
 end
 
 local function roll_window(w, t)
+  if w.leak > 0 then
+    if t <= w.start then return w end
+    local base = math.min(w.limit, w.base - w.spent + w.leak * (t - w.start))
+    local stop = t + (w.limit - base) / w.leak
+    return new_window(w.limit, t, stop, base, 0.0, w.length, w.seq, w.assumed, w.leak)
+  end
   if t < w.stop then return w end
   local length = w.length > 0 and w.length or w.stop - w.start
   length = math.max(length, 1e-3)
@@ -138,10 +147,17 @@ local function unroll(w, t)
 end
 
 local function stale(w, t)
-  return t >= w.stop and (w.assumed or t >= 2 * w.stop - w.start)
+  return w.leak == 0 and t >= w.stop and (w.assumed or t >= 2 * w.stop - w.start)
 end
 
 local function window_earliest(w, t, cost)
+  if w.leak > 0 then
+    w = roll_window(w, t)
+    t = math.max(t, w.start)
+    local have, need = w.base - w.spent, math.min(cost, w.limit)
+    if have >= need then return t, false end
+    return t + (need - have) / w.leak, false
+  end
   if t >= w.stop and w.assumed then return w.stop, true end
   w = roll_window(w, t)
   t = math.max(t, w.start)
@@ -158,7 +174,7 @@ end
 
 local function slow_start(s)
   if adaptive == nil or s.rate ~= nil or #s.wl > 0 or #cfg.limits > 0 then return false end
-  return s.sent - s.answered >= 1 + math.floor(s.answered / 2)
+  return s.sent - s.answered >= 1 + math.floor(s.answered / 4)
 end
 
 local function policies(s) -- {name, tat, rate, burst}
@@ -220,6 +236,11 @@ local function acquire(s, cost, max_wait)
   end
   local wait = t - now
   if wait > max_wait then return grant(false, wait, t, s.seq, policy, false) end
+  local bucket = s.w[policy]
+  if wait > HORIZON and (policy == ADAPTIVE or (bucket ~= nil and bucket.leak > 0)) then
+    local at = t - HORIZON
+    return grant(true, at - now, at, s.seq, policy, true)
+  end
   for _, lim in ipairs(cfg.limits) do
     tats[lim[1]] = math.max(tats[lim[1]] or 0.0, t) + cost / lim[2]
   end
@@ -236,7 +257,6 @@ local function acquire(s, cost, max_wait)
   s.sent = s.sent + 1
   s.last_at = t
   if probe then s.probing_until = t + PROBE_TIMEOUT end
-  s.touched = now
   return grant(true, wait, t, s.seq, policy, false)
 end
 
@@ -244,7 +264,9 @@ local function release(s, at, cost)
   for _, p in ipairs(policies(s)) do s.tats[p[1]] = math.max(now, p[2] - cost / p[3]) end
   for _, name in ipairs(s.wl) do
     local w = s.w[name]
-    if w.start <= at and at < w.stop then
+    if w.leak > 0 then
+      w.base = math.min(w.limit, w.base + cost)
+    elseif w.start <= at and at < w.stop then
       w.spent = math.max(0.0, w.spent - cost)
       if w.assumed and w.start > now and w.spent == 0 then s.w[name] = unroll(w, now) end
     end
@@ -253,12 +275,34 @@ local function release(s, at, cost)
   if at >= s.last_at then s.last_at = now end
 end
 
+local function leak_of(qlimit, ttr, qwindow, limit, remaining, old)
+  if not truthy(qwindow) or ttr == nil or qlimit == nil or limit <= 0 then return 0.0 end
+  if math.abs(ttr - (limit - remaining) * qwindow / limit) > LEAK_MATCH then return 0.0 end
+  if (0 < remaining and remaining < limit) or (old ~= nil and old.leak > 0) then
+    return limit / qwindow
+  end
+  return 0.0
+end
+
 local function learn(s, q, ticket, after)
   local policy, qlimit, remaining = q[1], opt(q[2]), opt(q[3])
   local ttr, qwindow = opt(q[4]), opt(q[5])
   if remaining == nil then return end
   local limit = qlimit ~= nil and qlimit or remaining
   local old = s.w[policy]
+  local leak = leak_of(qlimit, ttr, qwindow, limit, math.min(remaining, limit), old)
+  if leak > 0 then
+    local estimate = math.min(remaining, limit) - after
+    if old ~= nil and old.leak > 0 then
+      local current = roll_window(old, now)
+      if estimate >= current.base - current.spent then return end
+    end
+    local stop = now + (limit - estimate) / leak
+    set_window(s, policy, new_window(limit, now, stop, estimate, 0.0,
+                                     truthy(qwindow) and qwindow or 0.0, ticket, false, leak))
+    return
+  end
+  if old ~= nil and old.leak > 0 then old = nil end
   local length
   if truthy(qwindow) then
     length = qwindow
@@ -307,7 +351,9 @@ local function succeed(s)
     if s.ramping then
       rate = s.rate + RAMP
     else
-      rate = s.rate + adaptive.increase_step / math.max(s.rate, 1.0)
+      local step = adaptive.increase_step / math.max(s.rate, 1.0)
+      if s.peak > 0 and s.rate >= s.peak * PEAK_NEAR then step = step * PEAK_STEP end
+      rate = s.rate + step
     end
     s.rate = capped(rate)
   end
@@ -323,17 +369,17 @@ local function decrease(s, cooldown)
     rate = truthy(initial) and initial or measured
     s.ramping = true
   else
+    s.peak = s.rate
     rate = s.rate * adaptive.decrease_factor
     s.ramping = false
   end
   rate = math.max(rate, adaptive.min_rate)
   s.rate = capped(rate)
-  s.tats[ADAPTIVE] = s.cooldown_until
+  s.tats[ADAPTIVE] = math.max(s.cooldown_until, s.last_at + 1.0 / s.rate)
 end
 
 -- An Outcome as {backoff, cooldown, rate, with_errors}; Python adds the header errors.
 local function observe(s, ticket, status, obs)
-  s.touched = now
   s.probing_until = 0.0
   s.answered = s.answered + 1
   if status <= 0 then return {false, '0', false, 0} end

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from copy import deepcopy
 from typing import TypeVar
 
-from ..engine import KeyState
+from ..engine import Grant, KeyConfig, KeyState, Outcome, acquire, observe
+from ..headers import Observation
 from .base import LocalClock, SteppedStorage
 
 __all__ = ["MemoryStorage"]
@@ -24,22 +26,62 @@ class MemoryStorage(LocalClock, SteppedStorage):
     shared = False
 
     def __init__(self, max_keys: int = 10_000, *, clock: Callable[[], float] | None = None) -> None:
-        if clock is not None:
-            self.now = clock  # type: ignore[method-assign]  # tests drive a fake clock
+        # The clock is read once per step: time.monotonic itself, not a method calling it
+        # (tests drive a fake clock).
+        self.now = clock or time.monotonic  # type: ignore[method-assign]
         self._states: OrderedDict[str, KeyState] = OrderedDict()
         self._lock = threading.Lock()
         self._max_keys = max_keys
 
+    def _state(self, key: str) -> KeyState:
+        """The state of ``key``, created if new and marked most recently used (lock held)."""
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = KeyState()
+            if len(self._states) > self._max_keys:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(key)
+        return state
+
     def _step(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
+        with self._lock:
+            return fn(self._state(key), self.now())
+
+    # acquire and observe run once per request each: direct, without the step's closures.
+    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """Reserve a slot for ``cost`` on ``key``."""
         with self._lock:
             state = self._states.get(key)
             if state is None:
-                state = self._states[key] = KeyState()
-                if len(self._states) > self._max_keys:
-                    self._states.popitem(last=False)
+                state = self._state(key)
             else:
                 self._states.move_to_end(key)
-            return fn(state, self.now())
+            return acquire(state, config, self.now(), cost, max_wait)
+
+    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+        """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
+        with self._lock:
+            state = self._states.get(key)
+            if state is None:
+                state = self._state(key)
+            else:
+                self._states.move_to_end(key)
+            return acquire(state, config, self.now(), cost, max_wait)
+
+    def observe(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """Fold a response into ``key``."""
+        with self._lock:
+            return observe(self._state(key), config, self.now(), ticket, status, obs)
+
+    async def aobserve(
+        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+    ) -> Outcome:
+        """``observe`` for async code."""
+        with self._lock:
+            return observe(self._state(key), config, self.now(), ticket, status, obs)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""

@@ -23,7 +23,8 @@ __all__ = ["PREFIX", "SCRIPT", "config_json", "decode_state", "grant", "name", "
 PREFIX = "otel_ratelimit:{"
 SCRIPT = files(__package__).joinpath("engine.lua").read_text("utf-8")
 _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
-              engine.PROBE_POLL, engine.RAMP, engine.SPACING)  # fmt: skip
+              engine.PROBE_POLL, engine.RAMP, engine.SPACING, engine.LEAK_MATCH,
+              engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP)  # fmt: skip
 _ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
 _INTS = ("strikes", "sent", "answered")
 

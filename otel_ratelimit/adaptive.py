@@ -1,0 +1,83 @@
+"""AIMD for APIs that announce nothing: learn a rate from their pushbacks.
+
+An API is not slowed until it first pushes back (only a slow start bounds what is in flight
+while nothing is known); then the successes so far give a first estimate, which ramps up
+until the next pushback, after which the rate grows additively and is cut multiplicatively.
+"""
+
+from __future__ import annotations
+
+from .keystate import KeyConfig, KeyState
+
+__all__ = [
+    "ADAPTIVE",
+    "PEAK_NEAR",
+    "PEAK_STEP",
+    "RAMP",
+    "adaptive_on",
+    "decrease",
+    "slow_start",
+    "succeed",
+]
+
+RAMP = 0.1  # rate gained per success while ramping: 10% per second
+PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback...
+PEAK_STEP = 0.25  # ...the rate grows at a quarter of ``increase_step``: each pushback costs a
+# pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often
+ADAPTIVE = "~adaptive"  # the name of the learned rate's GCRA bucket
+
+
+def slow_start(state: KeyState, config: KeyConfig) -> bool:
+    """Whether an API that announced nothing yet must wait for answers before more goes out.
+
+    Until it first pushes back, in-flight requests may only grow by a quarter per round trip
+    (one more per four answers): a sequential caller never waits, while a burst of coroutines
+    cannot pour dozens of requests into a limit nobody knows yet. Whatever is in flight when
+    the limit is crossed is answered 429, so the growth is kept slow (32 in flight still
+    take only about 16 round trips).
+    """
+    if config.adaptive is None or state.rate is not None or state.windows or config.limits:
+        return False
+    return state.sent - state.answered >= 1 + state.answered // 4
+
+
+def adaptive_on(state: KeyState, config: KeyConfig) -> bool:
+    """Whether the learned rate binds: AIMD runs only where no headers told anything better."""
+    return config.adaptive is not None and state.rate is not None and not state.windows
+
+
+def succeed(state: KeyState, config: KeyConfig) -> None:
+    """A healthy answer: the pushback streak ends and the learned rate grows."""
+    state.strikes = 0
+    state.probe_ok += 1
+    adaptive = config.adaptive
+    if adaptive is not None and state.rate is not None:
+        if state.ramping:  # the first estimate is a lower bound: find the ceiling quickly
+            rate = state.rate + RAMP
+        else:  # additive: ``increase_step`` more per second of healthy traffic
+            step = adaptive.increase_step / max(state.rate, 1.0)
+            if state.peak > 0 and state.rate >= state.peak * PEAK_NEAR:
+                step *= PEAK_STEP
+            rate = state.rate + step
+        state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
+
+
+def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) -> None:
+    """A fresh pushback: a first estimate of the rate, or a multiplicative cut of it."""
+    adaptive = config.adaptive
+    if adaptive is None or state.windows:
+        return
+    if state.rate is None:
+        # First pushback: the success rate so far, stretched over the pause, is the estimate.
+        elapsed = max(now - state.probe_start, 0.0) + cooldown
+        measured = state.probe_ok / max(elapsed, 1.0)
+        rate = adaptive.initial_rate or measured
+        state.ramping = True
+    else:
+        state.peak = state.rate
+        rate = state.rate * adaptive.decrease_factor
+        state.ramping = False
+    rate = max(rate, adaptive.min_rate)
+    state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
+    # The bucket restarts after the pause, and after the last slot already handed out.
+    state.tats[ADAPTIVE] = max(state.cooldown_until, state.last_at + 1.0 / state.rate)

@@ -1,0 +1,90 @@
+"""What the engine keeps per key and what its steps answer: plain data, no decisions.
+
+``KeyState`` is what every store saves (memory as objects, SQLite as JSON, Redis as the
+JSON that ``storage/engine.lua`` reads and writes); ``KeyConfig`` is what is configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .limits import AdaptiveConfig, Limit
+
+__all__ = ["Grant", "KeyConfig", "KeyState", "Outcome", "Window"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """What is configured for one key: limits, adaptive learning and pushback handling."""
+
+    limits: tuple[Limit, ...] = ()
+    adaptive: AdaptiveConfig | None = None
+    backoff_status_codes: frozenset[int] = frozenset({429, 503})
+    cooldown: float = 1.0  # pause after a pushback that names no Retry-After (doubles per strike)
+    max_cooldown: float = 300.0
+
+
+@dataclass(slots=True)
+class Window:
+    """A quota learned from headers: `base` left at `start`, `spent` since, reset at `end`.
+
+    A leaky bucket (``leak`` > 0, e.g. Shopify's) never resets: it refills ``leak`` per
+    second up to ``limit``, and ``end`` is when it would be empty if nothing more went out.
+    """
+
+    limit: float
+    start: float
+    end: float
+    base: float
+    spent: float = 0.0
+    length: float = 0.0  # the window's length when known or estimated (0: unknown)
+    seq: float = 0.0  # ticket of the response this estimate came from
+    assumed: bool = False  # rolled past a reset by ourselves, not yet confirmed by the server
+    leak: float = 0.0  # a leaky bucket's drain per second (0: a window that resets)
+
+
+@dataclass(slots=True)
+class KeyState:
+    """Everything stored for one key."""
+
+    seq: float = 0.0  # cost admitted so far; orders responses against later admissions
+    cooldown_until: float = 0.0
+    strikes: int = 0  # pushbacks since the last success
+    tats: dict[str, float] = field(default_factory=dict)  # GCRA theoretical arrival times
+    windows: dict[str, Window] = field(default_factory=dict)
+    rate: float | None = None  # adaptive rate; None until the API first pushes back
+    ramping: bool = False  # after the first estimate: grow 10%/s until the next pushback
+    peak: float = 0.0  # the learned rate that last drew a pushback (0: none yet)
+    probe_start: float = 0.0  # when success counting for the first rate estimate began
+    probe_ok: float = 0.0
+    decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for
+    last_at: float = 0.0  # the latest slot handed out: slots go in ticket order
+    probing_until: float = 0.0  # a probe is out: others look again until its answer (or this)
+    sent: int = 0  # requests admitted
+    answered: int = 0  # requests whose response (or failure, or cancellation) came back
+
+
+class Grant(NamedTuple):
+    """An acquire's answer: go after ``wait`` seconds (when ``ok``), holding ``ticket``.
+
+    A named tuple, not a dataclass: one is built per request, and this is the cheapest.
+    """
+
+    ok: bool
+    wait: float
+    at: float  # when the slot is, on the store's clock
+    ticket: float
+    cost: float
+    policy: str  # the policy that decided the wait ("" when nothing made it wait)
+    again: bool = False  # nothing reserved: sleep ``wait`` and ask again (first contact)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a response changed: a backoff (and why), and the adaptive rate after it."""
+
+    backoff: str | None = None  # "retry_after", "status_429", ...
+    cooldown: float = 0.0
+    rate: float | None = None
+    header_errors: int = 0

@@ -1,0 +1,154 @@
+"""Quotas learned from response headers: windows that reset, and leaky buckets that drain.
+
+A window's remaining quota, less what was admitted after the measured request (it was in
+flight), is paced evenly until the reset. A leaky bucket (Shopify's ``used/capacity``)
+refills continuously instead, so it is spent as soon as it has room.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .headers import Quota
+from .keystate import KeyState, Window
+
+__all__ = [
+    "DEFAULT_RESET",
+    "LEAK_MATCH",
+    "PACE_BURST",
+    "PACE_SPAN",
+    "learn",
+    "roll_window",
+    "stale",
+    "unroll",
+    "window_earliest",
+]
+
+PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
+PACE_SPAN = 0.9  # ...and is spread over 90% of the time to reset: resets arrive late and rounded
+DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
+LEAK_MATCH = 1e-6  # how exactly a reset must equal used * window / limit to mean a leaky bucket
+
+
+def roll_window(w: Window, t: float) -> Window:
+    """The window in force at time ``t``: past ``end`` a fresh one with the whole limit;
+    a leaky bucket drained until ``t`` (never above its limit)."""
+    if w.leak > 0:
+        if t <= w.start:
+            return w
+        base = min(w.limit, w.base - w.spent + w.leak * (t - w.start))
+        end = t + (w.limit - base) / w.leak
+        return Window(w.limit, t, end, base, 0.0, w.length, w.seq, w.assumed, w.leak)
+    if t < w.end:
+        return w
+    length = w.length if w.length > 0 else w.end - w.start
+    length = max(length, 1e-3)
+    skipped = math.floor((t - w.end) / length)
+    start = w.end + skipped * length
+    return Window(w.limit, start, start + length, w.limit, 0.0, w.length, w.seq, assumed=True)
+
+
+def unroll(w: Window, now: float) -> Window:
+    """Back from an emptied future window to the one in force now, counted as used up
+    (what was sent in it is no longer known)."""
+    length = max(w.end - w.start, 1e-3)
+    back = math.ceil((w.start - now) / length) * length
+    return Window(w.limit, w.start - back, w.end - back, w.limit, w.limit, w.length, w.seq, True)
+
+
+def stale(w: Window, now: float) -> bool:
+    """Whether the present is beyond what the server last told us plus one assumed window
+    (a leaky bucket's level is known at any time: it never goes stale)."""
+    return w.leak == 0 and now >= w.end and (w.assumed or now >= 2 * w.end - w.start)
+
+
+def window_earliest(w: Window, t: float, cost: float) -> tuple[float, bool]:
+    """The earliest time ``cost`` fits in the window, and whether that is only a time to look
+    again (slots are handed out one assumed window ahead at most: further is guesswork)."""
+    if w.leak > 0:  # room now, or once enough has drained (a cost above the limit: when empty)
+        w = roll_window(w, t)
+        t = max(t, w.start)
+        have, need = w.base - w.spent, min(cost, w.limit)
+        return (t if have >= need else t + (need - have) / w.leak), False
+    if t >= w.end and w.assumed:
+        return w.end, True
+    w = roll_window(w, t)
+    t = max(t, w.start)
+    if w.spent + cost > w.base or (cost == 0 and w.spent >= w.base):
+        if w.spent == 0 and w.base >= w.limit:
+            return t, False  # bigger than the whole quota: let it go on a fresh window
+        return window_earliest(w, w.end, cost)
+    burst = min(w.base, max(1.0, math.ceil(w.base * PACE_BURST)))
+    need = w.spent + cost - burst
+    if need <= 0 or w.base <= burst:
+        return t, False
+    # Spread what is left beyond the burst over the time to reset, the last slot before it.
+    span = PACE_SPAN * (w.end - w.start)
+    return max(t, w.start + need * span / (w.base - burst + 1)), False
+
+
+def _leak(quota: Quota, limit: float, remaining: float, old: Window | None) -> float:
+    """The drain per second of a quota that reports a leaky bucket, else 0.
+
+    A leaky bucket's time to reset is its level over the drain rate, ``used * window /
+    limit``, exactly. A window that resets matches that only by chance, and rarely strictly
+    between empty and full, so that is what first marks a key as leaky; it stays so while
+    its answers keep matching.
+    """
+    window, ttr = quota.window, quota.reset_after
+    if not window or ttr is None or quota.limit is None or limit <= 0:
+        return 0.0
+    if abs(ttr - (limit - remaining) * window / limit) > LEAK_MATCH:
+        return 0.0
+    if 0 < remaining < limit or (old is not None and old.leak > 0):
+        return limit / window
+    return 0.0
+
+
+def learn(state: KeyState, quota: Quota, now: float, ticket: float, after: float) -> None:
+    """Fold one reported quota into the key's windows."""
+    if quota.remaining is None:
+        return  # a policy without a count says nothing we can hold requests to
+    limit = quota.limit if quota.limit is not None else quota.remaining
+    old = state.windows.get(quota.policy)
+    leak = _leak(quota, limit, min(quota.remaining, limit), old)
+    if leak > 0:
+        # What is left, less what went out after this request: below zero when slots are
+        # already handed out against the drain to come.
+        estimate = min(quota.remaining, limit) - after
+        if old is not None and old.leak > 0:
+            # The bucket held already drains as the server's does; a higher count is a
+            # response that overtook an earlier ticket on the way (that ticket is in neither
+            # its count nor ``after``): keep the lowest, as in a window.
+            current = roll_window(old, now)
+            if estimate >= current.base - current.spent:
+                return
+        end = now + (limit - estimate) / leak
+        state.windows[quota.policy] = Window(limit, now, end, estimate, 0.0, quota.window or 0.0,
+                                             ticket, False, leak)  # fmt: skip
+        return
+    if old is not None and old.leak > 0:
+        old = None  # no longer a leaky bucket: start over
+    ttr = quota.reset_after
+    length = quota.window or max(old.length if old else 0.0, ttr or 0.0)
+    if ttr is None:
+        ttr = old.end - now if old and old.end > now else (length or DEFAULT_RESET)
+    end = now + ttr
+    estimate = max(0.0, min(quota.remaining, limit) - after)
+    if old is not None:
+        tolerance = min(1.0, 0.5 * length)  # resets often come rounded to whole seconds
+        if old.assumed and end <= old.start + tolerance:
+            return  # measured before a reset this key has already moved past
+        if not old.assumed and abs(end - old.end) <= tolerance:
+            # The same window: counts only go down in it, so a higher one is a response that
+            # overtook an earlier ticket on the way; keep the lowest count. Resets come rounded
+            # up (and we receive them late), so the earliest one is the closest to the truth.
+            old.end = max(now, min(end, old.end))
+            if estimate < old.base - old.spent:
+                old.start, old.base, old.spent = now, estimate, 0.0
+                old.seq = max(old.seq, ticket)
+            return
+        last_end = old.start if old.assumed else old.end  # the last reset the server told
+        if not quota.window and end - last_end > tolerance:
+            length = max(end - last_end, ttr)  # a new window began: resets are a length apart
+    state.windows[quota.policy] = Window(limit, now, end, estimate, 0.0, length, ticket)
