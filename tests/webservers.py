@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from conftest import free_port, stop_server
 
 from otel_ratelimit.testing import Upstream
 
@@ -40,12 +40,7 @@ def serve(command: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_server(proc)
 
 
 def drive(url: str, paths: list[str], seconds: float, threads: int = 16) -> list[tuple[int, int]]:

@@ -61,13 +61,7 @@ class MemoryStorage(LocalClock, SteppedStorage):
 
     async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
-        with self._lock:
-            state = self._states.get(key)
-            if state is None:
-                state = self._state(key)
-            else:
-                self._states.move_to_end(key)
-            return acquire(state, config, self.now(), cost, max_wait)
+        return self.acquire(key, config, cost, max_wait)
 
     def observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
@@ -80,8 +74,7 @@ class MemoryStorage(LocalClock, SteppedStorage):
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
     ) -> Outcome:
         """``observe`` for async code."""
-        with self._lock:
-            return observe(self._state(key), config, self.now(), ticket, status, obs)
+        return self.observe(key, config, ticket, status, obs)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""
