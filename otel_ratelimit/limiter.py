@@ -11,6 +11,7 @@ from typing import Any
 
 from . import compat, compat_pool
 from .core import COST_EXTENSION, Core, key_for
+from .credentials import CredentialPartition
 from .engine import KeyConfig
 from .errors import ConfigurationError
 from .limits import AdaptiveConfig, Limit, LimitSpec, parse_limits, parse_window
@@ -40,6 +41,8 @@ class RateLimiter:
     requests) or "raise" (every store error is raised as StorageError). ``retry`` (default on:
     ``RetryConfig()``) retries 429, 503 and 504 answers inside the transport, within a budget of
     10% of a key's requests; ``retry=False`` hands every answer to the caller as it came.
+    ``partition_by_credentials=True`` gives each credential (Authorization, X-Api-Key) its own
+    key ``host#<keyed hash>``, the hash keyed by ``credential_key`` (see ``credentials.py``).
     """
 
     def __init__(
@@ -58,6 +61,8 @@ class RateLimiter:
         meter_provider: Any = None,
         tracer_provider: Any = None,
         retry: RetryConfig | bool | None = True,
+        partition_by_credentials: bool = False,
+        credential_key: str | bytes | None = None,
     ) -> None:
         if not isinstance(max_wait, (int, float)) or math.isnan(max_wait) or max_wait < 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
@@ -86,6 +91,7 @@ class RateLimiter:
             meter_provider=meter_provider,  # None: the global providers (see telemetry.py)
             tracer_provider=tracer_provider,
             retry=_retry_policy(retry),
+            partition=CredentialPartition(credential_key) if partition_by_credentials else None,
         )
 
     # -- configuration -----------------------------------------------------------------
@@ -113,6 +119,7 @@ class RateLimiter:
         return config
 
     def _build_config(self, key: str) -> KeyConfig:
+        key = key.split("#", 1)[0]  # a credential partition has its host's configuration
         preset = self.preset_for(key)
         limits = self._limits.get(key) or (preset.limits if preset else ()) or self.default_limits
         adaptive: AdaptiveConfig | None = None
