@@ -30,6 +30,8 @@ from .transport import (
 
 __all__ = ["RateLimiter"]
 
+_MAX_CONFIGS = 10_000  # cached key configurations (rebuilt on demand: a cache, not state)
+
 
 class RateLimiter:
     """Keeps outbound calls inside every API's limits, learned from headers or configured.
@@ -115,6 +117,8 @@ class RateLimiter:
         """The configuration of one key (cached; cleared by ``set_limit``)."""
         config = self._configs.get(key)
         if config is None:
+            if len(self._configs) >= _MAX_CONFIGS:  # endless distinct hosts: start the cache over
+                self._configs.clear()
             config = self._configs[key] = self._build_config(key)
         return config
 
