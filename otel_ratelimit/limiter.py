@@ -185,9 +185,13 @@ class RateLimiter:
     async def arequest(self, method: str, url: str, *, cost: float = 1, **kwargs: Any) -> Any:
         """Send one request within the limits from async code (one pooled client per loop)."""
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = self.async_client()
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            from ._pools import _closed_with_the_loop  # noqa: PLC0415  # _pools imports us
+
+            client = self.async_client()  # closed by the loop's shutdown if aclose() is not called
+            entry = self._async_clients[loop] = (client, _closed_with_the_loop(client))
+        client = entry[0]
         extensions = {**kwargs.pop("extensions", {}), COST_EXTENSION: cost}
         return await client.request(method, url, extensions=extensions, **kwargs)
 
@@ -264,9 +268,9 @@ class RateLimiter:
 
     async def aclose(self) -> None:
         """Close the async client this loop used for ``arequest()``, then everything else."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        entry = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()  # its finally closes the client
         aclose = getattr(self.storage, "aclose", None)
         if aclose is not None:  # stores with async connections close this loop's first
             await aclose()
