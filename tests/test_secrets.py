@@ -85,7 +85,7 @@ def test_no_planted_secret_reaches_redis_spans_metrics_logs_or_cli(tmp_path: Pat
     url = f"redis://:{REDIS_PW}@{HOST}:{port}/0"
     proc = start_server(tmp_path, port, "--requirepass", REDIS_PW, ping_url=url)
     otel = Otel()
-    up = Upstream("github", limit=10, window=1.0, latency=0.0).start()
+    up = Upstream("github", limit=20, window=1.0, latency=0.0).start()
     limiter = otel.limiter(storage=url, partition_by_credentials=True, max_wait=3.0)
     try:
         _traffic(up, limiter, up.url)
