@@ -9,6 +9,7 @@ the client never closes the pool.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ __all__ = [
     "RequestClients",
     "RequestState",
     "SharedPools",
+    "Middleware",
     "WebOptions",
     "find_exceeded",
     "rejection",
@@ -64,6 +66,11 @@ class WebOptions:
             raise ConfigurationError(
                 f"metrics_path must be a path starting with '/', got {self.metrics_path!r}"
             )
+        if self.metrics_path is not None:  # now, so the exporter counts from the first request
+            try:
+                importlib.import_module("otel_ratelimit.prometheus")
+            except ImportError as exc:
+                raise ConfigurationError(f"metrics_path needs {exc}") from None
         timeout = self.timeout
         if not (timeout is None or isinstance(timeout, httpx.Timeout) or _positive(timeout)):
             raise ConfigurationError(
@@ -78,6 +85,28 @@ class WebOptions:
         if self.headers is not None:
             kwargs["headers"] = self.headers
         return kwargs
+
+
+class Middleware:
+    """What the ASGI and WSGI middlewares share: the wrapped app, the options, the pools."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        limiter: RateLimiter,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = 30.0,
+        deadline: float | None = None,
+        deadline_status: int = 503,
+        metrics_path: str | None = None,
+    ) -> None:
+        self.app = app
+        self.options = WebOptions(
+            limiter, base_url, headers, timeout, deadline, deadline_status, metrics_path
+        )
+        self.pools = SharedPools(limiter)
 
 
 def _positive(value: object) -> bool:

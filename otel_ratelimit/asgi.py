@@ -21,10 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-import httpx
-
-from ._scoped import RequestClients, SharedPools, WebOptions, find_exceeded, rejection
-from .limiter import RateLimiter
+from ._scoped import Middleware, RequestClients, find_exceeded, rejection
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -60,7 +57,7 @@ class _LazyState(dict[str, Any]):
         return value
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(Middleware):
     """Gives every HTTP request a rate-limited httpx client at ``request.state.api_client``.
 
     ``base_url``, ``headers`` and ``timeout`` go to every request's client. ``deadline``
@@ -70,23 +67,7 @@ class RateLimitMiddleware:
     ``metrics_path`` (e.g. "/metrics") serves the Prometheus metrics there.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        limiter: RateLimiter,
-        base_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | httpx.Timeout | None = 30.0,
-        deadline: float | None = None,
-        deadline_status: int = 503,
-        metrics_path: str | None = None,
-    ) -> None:
-        self.app = app
-        self.options = WebOptions(
-            limiter, base_url, headers, timeout, deadline, deadline_status, metrics_path
-        )
-        self.pools = SharedPools(limiter)
+    app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # the app's shutdown closes the pools it leaves

@@ -91,7 +91,10 @@ def parse_limit(spec: str | Limit, *, name: str = "default") -> Limit:
     match = _LIMIT.match(spec.lower())
     if match is None:
         raise ConfigurationError(f"limit must look like '100/1h' or '60 per minute', got {spec!r}")
-    return Limit(float(match.group(1)), parse_window(match.group(2)), name=name)
+    try:
+        return Limit(float(match.group(1)), parse_window(match.group(2)), name=name)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"bad limit {spec!r}: {exc}") from None
 
 
 def parse_limits(spec: LimitSpec | None) -> tuple[Limit, ...]:

@@ -32,11 +32,10 @@ class Preset:
         hosts = (self.hosts,) if isinstance(self.hosts, str) else tuple(self.hosts)
         object.__setattr__(self, "hosts", tuple(h.lower() for h in hosts))
         object.__setattr__(self, "backoff_status_codes", frozenset(self.backoff_status_codes))
+        object.__setattr__(self, "limits", parse_limits(self.limits))  # "3/1s" strings too
 
 
 def _p(name: str, hosts: Iterable[str], **kw: Any) -> Preset:
-    if "limits" in kw:
-        kw["limits"] = parse_limits(kw["limits"])
     return Preset(name, tuple(hosts), **kw)
 
 

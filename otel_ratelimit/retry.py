@@ -119,26 +119,28 @@ class RetryPolicy:
 
     def sent(self, key: str) -> None:
         """Count a first attempt: each one earns ``budget`` of a retry."""
-        if self.config.budget is None:
-            return
+        if self.config.budget is None or (key not in self._balance and self.config.min_retries):
+            return  # a key that is not stored has its full allowance: nothing to add
         with self._lock:
             self._deposit(key, self.config.budget)
 
     def _deposit(self, key: str, amount: float) -> float:
-        balance = self._balance.pop(key, float(self.config.min_retries))
-        balance = min(balance + amount, float(max(self.config.min_retries, 1)))
-        self._balance[key] = balance
-        if len(self._balance) > self.max_keys:
-            self._balance.popitem(last=False)
+        """Add to a key's balance; only keys below their starting allowance are stored."""
+        start = float(self.config.min_retries)
+        balance = min(self._balance.pop(key, start) + amount, max(start, 1.0))
+        if balance != start:
+            self._balance[key] = balance
+            if len(self._balance) > self.max_keys:
+                self._balance.popitem(last=False)
         return balance
 
     def _withdraw(self, key: str) -> bool:
         if self.config.budget is None:
             return True
         with self._lock:
-            if self._deposit(key, 0.0) < 1.0:
+            if self._balance.get(key, self.config.min_retries) < 1.0:
                 return False
-            self._balance[key] -= 1.0
+            self._deposit(key, -1.0)
             return True
 
     def decide(self, key: str, method: str | None, attempt: int, *, status: int | None = None,

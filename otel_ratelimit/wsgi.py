@@ -15,14 +15,13 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
 import httpx
 
-from ._scoped import RequestClients, SharedPools, WebOptions, find_exceeded, rejection
-from .limiter import RateLimiter
+from ._scoped import Middleware, RequestClients, find_exceeded, rejection
 
 __all__ = ["ENVIRON_KEY", "LazyClient", "RateLimitMiddleware"]
 
@@ -47,26 +46,10 @@ class LazyClient:
         return getattr(self._clients.sync_client(), name)
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(Middleware):
     """Wraps a WSGI app; same options as ``otel_ratelimit.RateLimitMiddleware``."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        limiter: RateLimiter,
-        base_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | httpx.Timeout | None = 30.0,
-        deadline: float | None = None,
-        deadline_status: int = 503,
-        metrics_path: str | None = None,
-    ) -> None:
-        self.app = app
-        self.options = WebOptions(
-            limiter, base_url, headers, timeout, deadline, deadline_status, metrics_path
-        )
-        self.pools = SharedPools(limiter)
+    app: WSGIApp
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

@@ -9,20 +9,36 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from otel_ratelimit.storage import FallbackStorage
 
 HOST = "127.0.0.1"
 
 
-def require_redis() -> None:
-    """Skip without redis-server and redis-cli; on CI (CI=true) fail instead."""
-    if shutil.which("redis-server") and shutil.which("redis-cli"):
+def require(package: str, *binaries: str) -> None:
+    """Skip without ``binaries`` (from Debian's ``package``); on CI (CI=true) fail instead."""
+    if all(shutil.which(binary) for binary in binaries):
         return
-    message = "redis-server and redis-cli are needed (apt-get install redis-server)"
+    message = f"{' and '.join(binaries)} are needed (apt-get install {package})"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_redis() -> None:
+    """redis-server and redis-cli, or a skip (a failure on CI)."""
+    require("redis-server", "redis-server", "redis-cli")
+
+
+def storage_events(limiter: Any) -> list[tuple[float, str, str]]:
+    """(monotonic time, event, detail) of every storage event of the limiter, as they come."""
+    events: list[tuple[float, str, str]] = []
+    assert isinstance(limiter.storage, FallbackStorage)
+    limiter.storage.listeners.append(lambda e, d: events.append((time.monotonic(), e, d)))
+    return events
 
 
 def _bindable(port: int) -> bool:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
+from conftest import free_port, require
 
 from otel_ratelimit.testing import Upstream
 
@@ -20,22 +19,9 @@ HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
 
 
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def require_prometheus() -> None:
-    """Skip without the prometheus and promtool binaries; on CI (CI=true) fail instead."""
-    if shutil.which("prometheus") and shutil.which("promtool"):
-        return
-    message = "prometheus and promtool are needed (apt-get install prometheus)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    """prometheus and promtool, or a skip (a failure on CI)."""
+    require("prometheus", "prometheus", "promtool")
 
 
 def wait_for(check, timeout: float = 30.0, what: str = "condition"):

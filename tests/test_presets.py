@@ -57,3 +57,10 @@ def test_bad_user_preset_is_a_configuration_error():
         RateLimiter(presets={"notion": {"speed": 3}})
     with pytest.raises(ConfigurationError, match="x"):
         RateLimiter(presets={"x": 5})
+
+
+def test_preset_limits_accept_strings_and_name_bad_ones():
+    preset = Preset("strings", ("api.strings.test",), limits=("3/1s", "100/1h"))  # type: ignore[arg-type]
+    assert [(lim.limit, lim.window) for lim in preset.limits] == [(3, 1.0), (100, 3600.0)]
+    with pytest.raises(ConfigurationError, match="'3/fortnight'"):
+        Preset("bad", ("api.bad.test",), limits=("3/fortnight",))  # type: ignore[arg-type]

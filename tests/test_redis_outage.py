@@ -14,10 +14,9 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from conftest import HOST, REDIS_PASSWORD, KillableRedis  # noqa: E402
+from conftest import HOST, REDIS_PASSWORD, KillableRedis, storage_events  # noqa: E402
 
 from otel_ratelimit import RateLimiter  # noqa: E402
-from otel_ratelimit.storage import FallbackStorage  # noqa: E402
 from otel_ratelimit.storage.redis import PREFIX  # noqa: E402
 from otel_ratelimit.testing import Upstream  # noqa: E402
 
@@ -27,13 +26,6 @@ PASSWORD = REDIS_PASSWORD
 @pytest.fixture
 def server(killable_redis: KillableRedis) -> KillableRedis:
     return killable_redis
-
-
-def _events(limiter: RateLimiter) -> list[tuple[float, str, str]]:
-    events: list[tuple[float, str, str]] = []
-    assert isinstance(limiter.storage, FallbackStorage)
-    limiter.storage.listeners.append(lambda e, d: events.append((time.monotonic(), e, d)))
-    return events
 
 
 def _outage(
@@ -104,7 +96,7 @@ def test_redis_killed_and_restarted_under_threads(server, caplog):
     """4 threads through one limiter: no call fails, <= 5% 429s, shared again within 1 s."""
     caplog.set_level(logging.INFO, logger="otel_ratelimit")
     limiter = RateLimiter(storage=server.url, max_wait=30)
-    events, marks = _events(limiter), {}
+    events, marks = storage_events(limiter), {}
     with Upstream("github", limit=20, window=1.0, latency=0.01) as up:
         errors, _ = _threads(limiter, up, lambda: (_outage(server, marks, up), time.sleep(1.0)))
         _check(server, up, events, marks, errors, caplog)
@@ -116,7 +108,7 @@ def test_a_hung_redis_holds_no_request_long(server):
     """A Redis that stops answering (SIGSTOP) costs a request half a second at most: after the
     first timeouts the others limit locally, and one probe at a time waits on the server."""
     limiter = RateLimiter(storage=server.url, max_wait=30)
-    events = _events(limiter)
+    events = storage_events(limiter)
 
     def hang() -> None:
         time.sleep(0.8)
@@ -145,7 +137,7 @@ def test_redis_killed_and_restarted_under_asyncio(server, caplog):
 
     async def main(up: Upstream) -> list[tuple[float, str, str]]:
         limiter = RateLimiter(storage=server.url, max_wait=30)
-        events = _events(limiter)
+        events = storage_events(limiter)
         stop = asyncio.Event()
 
         async def loop(client) -> None:

@@ -12,6 +12,7 @@ import pytest
 redis = pytest.importorskip("redis")
 
 from conftest import REDIS_PASSWORD as PASSWORD  # noqa: E402
+from conftest import storage_events  # noqa: E402
 
 from otel_ratelimit import ConfigurationError, RateLimiter, StorageError  # noqa: E402
 from otel_ratelimit.engine import KeyConfig  # noqa: E402
@@ -24,13 +25,6 @@ from otel_ratelimit.testing import Upstream  # noqa: E402
 @pytest.fixture
 def server(killable_redis):
     return killable_redis
-
-
-def _events(limiter: RateLimiter) -> list[tuple[float, str, str]]:
-    events: list[tuple[float, str, str]] = []
-    assert isinstance(limiter.storage, FallbackStorage)
-    limiter.storage.listeners.append(lambda e, d: events.append((time.monotonic(), e, d)))
-    return events
 
 
 def test_local_policy_starts_from_what_redis_taught(server):
@@ -74,7 +68,7 @@ def test_after_the_outage_shared_slots_queue_behind_local_ones(server):
 def test_allow_admits_at_once_and_comes_back(server):
     """With "allow", while Redis is dead, requests go out unlimited; then Redis limits again."""
     limiter = RateLimiter(storage=server.url, on_storage_error="allow", max_wait=30, retry=False)
-    events = _events(limiter)
+    events = storage_events(limiter)
     with Upstream("github", limit=5, window=5.0, latency=0.0) as up, limiter.client() as client:
         assert [client.get(up.url).status_code for _ in range(5)] == [200] * 5
         server.kill()

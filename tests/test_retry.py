@@ -112,7 +112,19 @@ def test_budget_keys_are_bounded():
     policy = RetryPolicy(RetryConfig(), max_keys=100)
     for n in range(1000):
         policy.sent(f"host{n}")
+    assert len(policy._balance) == 0  # a full allowance is not stored
+    for n in range(1000):
+        assert policy.decide(f"host{n}", "GET", 1, status=429) is not None
     assert len(policy._balance) == 100
+
+
+def test_budget_without_a_starting_allowance_grows_from_requests():
+    policy = RetryPolicy(RetryConfig(jitter=0.0, budget=0.1, min_retries=0))
+    assert policy.decide("a", "GET", 1, status=429) is None
+    for _ in range(11):  # 10 x 0.1 is a hair under 1.0 in floating point
+        policy.sent("a")
+    assert policy.decide("a", "GET", 1, status=429) is not None
+    assert policy.decide("a", "GET", 1, status=429) is None
 
 
 def _client_call(client, url, method="GET"):
