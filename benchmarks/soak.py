@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import multiprocessing
 import os
 import random
@@ -110,6 +111,8 @@ def _failure(exc: Exception) -> str:
 def worker(urls: dict[str, str], redis_url: str, limit: int, until: float, threads: int,
            tasks: int, queue: Any) -> None:  # fmt: skip
     """Call the APIs until ``until`` (epoch s); put the outcome counts on ``queue``."""
+    line = f"%(asctime)s worker {os.getpid()} %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=line)
     limiter = RateLimiter(storage=redis_url, on_storage_error="local", max_wait=30.0)
     limiter.set_limit(urls["429-only"], limit, "1s", burst=1)  # the silent API's documented limit
     counts: Counter[str] = Counter()
@@ -243,7 +246,7 @@ def report(r: dict[str, Any]) -> tuple[str, bool]:
         "",
         "| figure | value | bound | |",
         "|---|---:|---|---|",
-        f"| calls (sync threads and async tasks) | {calls} | | |",
+        f"| calls (sync threads and async tasks) | {calls} ({calls / r['duration']:.0f}/s) | | |",
         f"| failed calls beyond the policy | {failed} | 0 | {mark(checks[0])} |",
         f"| 429 answers seen by the APIs (every attempt) | {rejected} of {answers}"
         f" ({share:.2%}) | <= 1% | {mark(checks[1])} |",

@@ -23,7 +23,7 @@ def test_soak_smoke_run_loses_no_call_and_reports_rss(tmp_path):
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
     text = out.read_text()
-    calls = re.search(r"\| calls \(sync threads and async tasks\) \| (\d+) \|", text)
+    calls = re.search(r"\| calls \(sync threads and async tasks\) \| (\d+) \(\d+/s\) \|", text)
     assert calls and int(calls[1]) > 100, text
     assert "| failed calls beyond the policy | 0 | 0 | PASS |" in text, text
     assert re.search(r"killed and restarted at \d", text), text

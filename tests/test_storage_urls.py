@@ -80,6 +80,17 @@ def test_parse_storage_url_gives_a_url_or_a_configuration_error(url):
         parse_url(plain)
 
 
+@settings(max_examples=800, deadline=None)
+@given(redis_urls())
+def test_a_planted_redis_password_never_shows(url):
+    """Wherever the password sits (holding '@', '/', '?'; as an option), no message shows it."""
+    try:
+        shown = parse_storage_url(url).location
+    except ConfigurationError as error:
+        shown = str(error)
+    assert PASSWORD not in shown and PASSWORD not in redact_url(url), (url, shown)
+
+
 @pytest.fixture(scope="module")
 def workdir():
     """A scratch working directory: relative SQLite URLs create their files there."""

@@ -37,20 +37,16 @@ class StorageURL:
 def redact_url(url: str) -> str:
     """A storage URL fit for messages and logs: password and secret query values as ``***``.
 
-    Everything between the user name and the last ``@`` of the authority goes, so a password
-    holding ``@`` or ``/`` (not percent-encoded, as people write them) is hidden whole.
+    Everything between the user name and the last ``@`` goes, so a password holding ``@``,
+    ``/``, ``?`` or ``#`` (not percent-encoded, as people write them) is hidden whole; a
+    message may show less of a URL than it could, never a password.
     """
     head, sep, rest = url.partition("://")
-    if sep:
-        end = len(rest)
-        for stop in "?#":
-            end = min(end, rest.find(stop) if stop in rest else end)
-        authority, tail = rest[:end], rest[end:]
-        at = authority.rfind("@")
-        if at >= 0:
-            user, colon, _ = authority[:at].partition(":")
-            authority = f"{user}:***{authority[at:]}" if colon else authority
-        url = head + sep + authority + tail
+    at = rest.rfind("@")
+    if sep and at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        if colon:
+            url = f"{head}{sep}{user}:***{rest[at:]}"
     return _SECRET_QUERY.sub(r"\1***", url)
 
 
