@@ -112,7 +112,8 @@ def worker(urls: dict[str, str], redis_url: str, limit: int, until: float, threa
            tasks: int, queue: Any) -> None:  # fmt: skip
     """Call the APIs until ``until`` (epoch s); put the outcome counts on ``queue``."""
     line = f"%(asctime)s worker {os.getpid()} %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=line)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=line)
+    logging.getLogger("otel_ratelimit").setLevel(logging.INFO)  # the outages and recoveries
     limiter = RateLimiter(storage=redis_url, on_storage_error="local", max_wait=30.0)
     limiter.set_limit(urls["429-only"], limit, "1s", burst=1)  # the silent API's documented limit
     counts: Counter[str] = Counter()
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=float, default=10.0, metavar="S")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still cleans up
     result = run(args.minutes, args.processes, args.restarts, args.limit, args.threads,
                  args.tasks, args.sample_every)  # fmt: skip
     text, ok = report(result)
