@@ -9,6 +9,11 @@ and without a ``headers_map``), every value with ``parse_reset`` in each encodin
 observation is fed to the engine (memory storage on a fake clock) as the answer to an acquire.
 The run fails on the first exception, on any number out of bounds, or on any admitted wait
 beyond ``max_wait``. The test suite runs the same loop on a few thousand inputs.
+
+A second loop feeds ``--url-inputs`` mutated storage URLs (every scheme, passwords holding
+``@`` and ``/``, odd hosts, ports, databases and options, bytes and unicode) to
+``parse_storage_url``: each must give a checked URL or a ConfigurationError that names the
+URL without its password.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from otel_ratelimit.engine import KeyConfig
+from otel_ratelimit.errors import ConfigurationError
 from otel_ratelimit.headers import (
     MAX_RESET_SECONDS,
     Observation,
@@ -30,7 +36,7 @@ from otel_ratelimit.headers import (
     parse_retry_after,
 )
 from otel_ratelimit.limits import AdaptiveConfig, Limit
-from otel_ratelimit.storage import MemoryStorage
+from otel_ratelimit.storage import MemoryStorage, parse_storage_url, redact_url
 
 NAMES = [
     "ratelimit", "ratelimit-policy", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset",
@@ -164,11 +170,43 @@ def run(n: int, seed: int, max_wait: float) -> Counts:
     return counts
 
 
+URL_PARTS = [
+    "redis://", "rediss://", "redis+cluster://", "rediss+cluster://", "sqlite:///", "sqlite:////",
+    "memory", "unix://", "REDIS://", "redis:/", "user:", ":", "PLANTED-pw", "@", "@@", "/", "//",
+    "127.0.0.1", "[::1]", "[::zz]", "localhost", "h_st", "ünï", ":6379", ":0", ":65536", ":-1",
+    ":x", "/0", "/15", "/x", "?socket_timeout=1", "?socket_timeout=abc", "?db=2", "&",
+    "?password=PLANTED-pw", "%40", "%", "#frag", " ", "\t", "\x00", "a" * 300,
+]  # fmt: skip
+
+
+def run_urls(n: int, seed: int) -> tuple[int, int]:
+    """The URL loop: (accepted, rejected); raises on any other exception or a shown password."""
+    rng = random.Random(seed + 2)
+    accepted = 0
+    for i in range(n):
+        url = "".join(rng.choice(URL_PARTS) for _ in range(rng.randrange(1, 9)))
+        if rng.random() < 0.1:
+            cut = rng.randrange(len(url) + 1)
+            url = url[:cut] + chr(rng.randrange(0x110000 - 0x800) % 0xD800) + url[cut:]
+        try:
+            parsed = parse_storage_url(url)
+            accepted += 1
+            shown = parsed.location if parsed.scheme.startswith("redis") else ""  # sqlite: a file
+        except ConfigurationError as exc:
+            shown = str(exc)
+        except Exception as exc:
+            raise AssertionError(f"url input {i}: {url!r}") from exc
+        if "PLANTED" in shown and "PLANTED" not in redact_url(url):
+            raise AssertionError(f"url input {i}: {url!r} shown with its password: {shown!r}")
+    return accepted, n - accepted
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-wait", type=float, default=60.0)
+    parser.add_argument("--url-inputs", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     counts = run(args.inputs, args.seed, args.max_wait)
@@ -176,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{counts.inputs} inputs in {elapsed:.1f} s: 0 exceptions; {counts.quotas} quotas read,"
           f" {counts.header_errors} header values rejected; {counts.admitted} acquires admitted,"
           f" longest wait {counts.longest_wait:.2f} s (max_wait {args.max_wait:g})")  # fmt: skip
+    start = time.perf_counter()
+    accepted, rejected = run_urls(args.url_inputs, args.seed)
+    print(
+        f"{args.url_inputs} storage URLs in {time.perf_counter() - start:.1f} s: 0 exceptions;"
+        f" {accepted} accepted, {rejected} ConfigurationError, no password shown"
+    )
     return 0
 
 

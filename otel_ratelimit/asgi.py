@@ -10,7 +10,8 @@
 
 Both clients are made when the view first touches them and closed when the request ends;
 they share one limited connection pool per event loop (async) or per process (sync).
-Lifespan and websocket scopes pass through untouched.
+Websocket scopes pass through untouched; lifespan ones too, except that the app's
+``lifespan.shutdown.complete`` first closes the shared pools (async and sync).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class RateLimitMiddleware(Middleware):
     app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # the app's shutdown closes the pools it leaves
+            await self.app(scope, receive, self._closing_at_shutdown(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -95,6 +99,14 @@ class RateLimitMiddleware(Middleware):
         finally:
             if state.clients is not None:
                 await state.clients.aclose()
+
+    def _closing_at_shutdown(self, send: Send) -> Send:
+        async def send_closing(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.pools.aclose()  # the sync pool too: no view runs after this
+            await send(message)
+
+        return send_closing
 
     async def aclose(self) -> None:
         """Close the shared pools of the running event loop (at shutdown, in tests)."""

@@ -68,8 +68,10 @@ class Core:
         meter_provider: Any = None,
         tracer_provider: Any = None,
         retry: RetryPolicy | None = None,
+        partition: Callable[[Any], str | None] | None = None,
     ) -> None:
         self.storage = storage
+        self.partition = partition  # a request's credential partition (credentials.py)
         self.configure = configure
         self.max_wait = max_wait
         self.raise_on_limit = raise_on_limit
@@ -85,6 +87,8 @@ class Core:
         outside passes it so that the CLIENT span carries ``http.request.resend_count``.
         """
         key = key_for(request.url)
+        if self.partition is not None and (tag := self.partition(request)):
+            key = f"{key}#{tag}"  # a keyed hash of the credential, never the credential
         config = self.configure(key)
         labels = self.telemetry.labels(key, request.url.host)
         cost = float(request.extensions.get(COST_EXTENSION, 1))

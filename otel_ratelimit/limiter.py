@@ -11,6 +11,7 @@ from typing import Any
 
 from . import compat, compat_pool
 from .core import COST_EXTENSION, Core, key_for
+from .credentials import CredentialPartition
 from .engine import KeyConfig
 from .errors import ConfigurationError
 from .limits import AdaptiveConfig, Limit, LimitSpec, parse_limits, parse_window
@@ -29,6 +30,8 @@ from .transport import (
 
 __all__ = ["RateLimiter"]
 
+_MAX_CONFIGS = 10_000  # cached key configurations (rebuilt on demand: a cache, not state)
+
 
 class RateLimiter:
     """Keeps outbound calls inside every API's limits, learned from headers or configured.
@@ -40,6 +43,8 @@ class RateLimiter:
     requests) or "raise" (every store error is raised as StorageError). ``retry`` (default on:
     ``RetryConfig()``) retries 429, 503 and 504 answers inside the transport, within a budget of
     10% of a key's requests; ``retry=False`` hands every answer to the caller as it came.
+    ``partition_by_credentials=True`` gives each credential (Authorization, X-Api-Key) its own
+    key ``host#<keyed hash>``, the hash keyed by ``credential_key`` (see ``credentials.py``).
     """
 
     def __init__(
@@ -58,6 +63,8 @@ class RateLimiter:
         meter_provider: Any = None,
         tracer_provider: Any = None,
         retry: RetryConfig | bool | None = True,
+        partition_by_credentials: bool = False,
+        credential_key: str | bytes | None = None,
     ) -> None:
         if not isinstance(max_wait, (int, float)) or math.isnan(max_wait) or max_wait < 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
@@ -86,6 +93,7 @@ class RateLimiter:
             meter_provider=meter_provider,  # None: the global providers (see telemetry.py)
             tracer_provider=tracer_provider,
             retry=_retry_policy(retry),
+            partition=CredentialPartition(credential_key) if partition_by_credentials else None,
         )
 
     # -- configuration -----------------------------------------------------------------
@@ -109,10 +117,13 @@ class RateLimiter:
         """The configuration of one key (cached; cleared by ``set_limit``)."""
         config = self._configs.get(key)
         if config is None:
+            if len(self._configs) >= _MAX_CONFIGS:  # endless distinct hosts: start the cache over
+                self._configs.clear()
             config = self._configs[key] = self._build_config(key)
         return config
 
     def _build_config(self, key: str) -> KeyConfig:
+        key = key.split("#", 1)[0]  # a credential partition has its host's configuration
         preset = self.preset_for(key)
         limits = self._limits.get(key) or (preset.limits if preset else ()) or self.default_limits
         adaptive: AdaptiveConfig | None = None
@@ -174,9 +185,13 @@ class RateLimiter:
     async def arequest(self, method: str, url: str, *, cost: float = 1, **kwargs: Any) -> Any:
         """Send one request within the limits from async code (one pooled client per loop)."""
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = self.async_client()
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            from ._pools import _closed_with_the_loop  # noqa: PLC0415  # _pools imports us
+
+            client = self.async_client()  # closed by the loop's shutdown if aclose() is not called
+            entry = self._async_clients[loop] = (client, _closed_with_the_loop(client))
+        client = entry[0]
         extensions = {**kwargs.pop("extensions", {}), COST_EXTENSION: cost}
         return await client.request(method, url, extensions=extensions, **kwargs)
 
@@ -253,9 +268,9 @@ class RateLimiter:
 
     async def aclose(self) -> None:
         """Close the async client this loop used for ``arequest()``, then everything else."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        entry = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()  # its finally closes the client
         aclose = getattr(self.storage, "aclose", None)
         if aclose is not None:  # stores with async connections close this loop's first
             await aclose()

@@ -57,7 +57,7 @@ class Telemetry:
         *,
         meter_provider: Any = None,
         tracer_provider: Any = None,
-        max_series: int = 1000,
+        max_series: int = 500,  # x3 outcomes stays under the SDK's 2000 series per metric
     ) -> None:
         self.storage, self.configure, self.max_series = storage, configure, max_series
         self.tracer_provider = tracer_provider

@@ -196,7 +196,8 @@ def test_lifespan_and_websocket_scopes_pass_through_untouched():
     for kind in ("lifespan", "websocket"):
         scope = {"type": kind, "path": "/ws"}
         asyncio.run(middleware(scope, receive, send))
-        assert calls[-1] == (scope, receive, send)
+        assert calls[-1][:2] == (scope, receive)
+        assert calls[-1][2] is send or kind == "lifespan"  # lifespan: closes pools at shutdown
         assert calls[-1][0] is scope
         assert scope == {"type": kind, "path": "/ws"}
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_fuzz_loop_finds_no_defect_in_5000_inputs():
     done = subprocess.run(
         [sys.executable, "-W", "error", str(ROOT / "benchmarks" / "fuzz.py"), "--inputs", "5000",
-         "--seed", "7", "--max-wait", "5"],
+         "--seed", "7", "--max-wait", "5", "--url-inputs", "5000"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -24,3 +24,5 @@ def test_fuzz_loop_finds_no_defect_in_5000_inputs():
     inputs, admitted, longest = int(found[1]), int(found[2]), float(found[3])
     assert inputs == 5000 and admitted > 100
     assert longest <= 5.0
+    urls = re.search(r"5000 storage URLs .*: 0 exceptions; (\d+) accepted", done.stdout)
+    assert urls and int(urls[1]) > 50, done.stdout

@@ -6,23 +6,16 @@ A shared store (SQLite, Redis) opened with ``on_storage_error`` comes wrapped in
 
 from __future__ import annotations
 
-import re
-
 from ..errors import ConfigurationError
 from .base import Storage
 from .fallback import POLICIES, FallbackStorage, check_policy
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
+from .urls import SCHEMES, StorageURL, parse_storage_url, redact_url
 
-__all__ = ["POLICIES", "FallbackStorage", "MemoryStorage", "SQLiteStorage", "Storage",
-           "check_policy", "open_storage", "redact_url"]  # fmt: skip
-
-_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
-
-
-def redact_url(url: str) -> str:
-    """A storage URL fit for messages and logs: any password replaced by ``***``."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+__all__ = ["POLICIES", "SCHEMES", "FallbackStorage", "MemoryStorage", "SQLiteStorage", "Storage",
+           "StorageURL", "check_policy", "open_storage", "parse_storage_url",
+           "redact_url"]  # fmt: skip
 
 
 def open_storage(url: str | Storage | None, on_storage_error: str | None = None) -> Storage:
@@ -59,20 +52,12 @@ def _open(url: str | Storage | None) -> Storage:
         if type(url).__module__.startswith("redis."):  # a ready redis.Redis or RedisCluster
             return _redis(url)
         raise ConfigurationError(f"storage must be a URL string or a Storage, got {url!r}")
-    scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+    scheme = parse_storage_url(url).scheme  # checked before anything connects
+    if scheme == "memory":
+        return MemoryStorage()
     if scheme == "sqlite":
         return SQLiteStorage(url)
-    if scheme in _SCHEMES[2:]:
-        return _redis(url)
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(
-            f"storage URL must start with one of {', '.join(s + '://' for s in _SCHEMES)};"
-            f" got {redact_url(url)!r}"
-        )
-    raise ConfigurationError(
-        f"storage {scheme!r} is not available in this version (memory and sqlite are);"
-        f" got {redact_url(url)!r}"
-    )
+    return _redis(url)
 
 
 def _redis(url: object) -> Storage:

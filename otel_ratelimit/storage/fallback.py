@@ -73,6 +73,7 @@ class FallbackStorage:
         self._learned = Learned(max_keys)
         self._seeded: set[str] = set()  # keys whose local state was seeded in this outage
         self._queued: dict[str, float] = {}  # key: the latest slot granted here (epoch)
+        self.max_keys = max_keys
         self._lock = threading.Lock()
         self._outage = 0  # the outage the seeded keys belong to
 
@@ -199,6 +200,9 @@ class FallbackStorage:
         if grant.ok and not grant.again:
             with self._lock:
                 self._queued[key] = max(self._queued.get(key, 0.0), grant.at)
+                if len(self._queued) > self.max_keys:  # many hosts in a long outage: drop the past
+                    now = time.time()
+                    self._queued = {k: t for k, t in self._queued.items() if t > now}
         return grant._replace(ticket=-grant.ticket - 1)
 
     def _behind_local(self, key: str, grant: Grant) -> Grant:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from ..engine import KeyState, Window
 from ..errors import ConfigurationError, StorageError
 from .base import SteppedStorage
+from .urls import redact_url
 
 __all__ = ["SQLiteStorage", "sqlite_path"]
 
@@ -48,12 +49,18 @@ def sqlite_path(url: str) -> Path:
     if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
         raise ConfigurationError(
             f"SQLite URL must look like 'sqlite:///relative.db' or 'sqlite:////abs/path.db',"
-            f" got {url!r}"
+            f" got {redact_url(url)!r}"
         )
     rest = url[len("sqlite:///") :]
+    if "\x00" in rest or any(len(part.encode(errors="replace")) > 255 for part in rest.split("/")):
+        raise ConfigurationError(f"SQLite file name is not a valid path: {redact_url(url)[:200]!r}")
     path = Path(rest) if rest.startswith("/") else Path.cwd() / rest
+    if rest.endswith("/") or path.is_dir():
+        raise ConfigurationError(f"SQLite URL names a directory, not a file: {redact_url(url)!r}")
     if not path.parent.is_dir():
-        raise ConfigurationError(f"directory of the SQLite file does not exist: {url!r}")
+        raise ConfigurationError(
+            f"directory of the SQLite file does not exist: {redact_url(url)!r}"
+        )
     return path
 
 
