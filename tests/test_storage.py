@@ -168,3 +168,24 @@ def test_sqlite_failure_follows_the_policy(policy, tmp_path):
     assert [e for e, _ in events if e != "error"] == ["fallback", "recovered"]
     assert {d for _, d in events} == {"OperationalError"}
     limiter.close()
+
+
+def test_full_sqlite_database_is_a_clear_error_and_the_policy_takes_over(tmp_path):
+    """A full database (SQLITE_FULL, here from max_page_count, as from a full disk) raises a
+    StorageError naming the file, at once; under the default policy the limiter goes on."""
+    url = f"sqlite:///{tmp_path}/full.db"
+    store = SQLiteStorage(url)
+    conn = store._connect()
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"full\.db.*full"):
+        for n in range(5000):
+            store.acquire(f"api{n}.example", CONFIG, 1, 1.0)
+    assert time.monotonic() - started < 5.0
+    store.close()
+    limiter = RateLimiter(url)  # on_storage_error="local"
+    inner = limiter.storage.inner._connect()
+    inner.execute(f"PRAGMA max_page_count = {inner.execute('PRAGMA page_count').fetchone()[0]}")
+    grants = [limiter.storage.acquire(f"api{n}.example", CONFIG, 1, 1.0) for n in range(5000)]
+    assert all(g.ok for g in grants)  # the keys the file could not hold are limited here
+    limiter.close()

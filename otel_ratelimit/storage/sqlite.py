@@ -135,7 +135,8 @@ class SQLiteStorage(SteppedStorage):
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite has rolled back by itself after SQLITE_FULL
+                    conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:  # locked past the timeout, read-only file, disk full
             raise StorageError(f"SQLite database {str(self.path)!r} failed: {exc}") from exc
