@@ -21,7 +21,8 @@ __all__ = ["PREFIX", "SCRIPT", "config_json", "decode_state", "grant", "name", "
            "obs_json", "outcome", "text"]  # fmt: skip
 
 PREFIX = "otel_ratelimit:{"
-SCRIPT = files(__package__).joinpath("engine.lua").read_text("utf-8")
+_PARTS = ("engine.lua", "engine_acquire.lua", "engine_observe.lua")  # one script, in order
+SCRIPT = "".join(files(__package__).joinpath(part).read_text("utf-8") for part in _PARTS)
 _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
               engine.PROBE_POLL, engine.RAMP, engine.SPACING, engine.LEAK_MATCH,
               engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP)  # fmt: skip
