@@ -256,6 +256,17 @@ def parse_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return items
 
 
+def available(clients: list[str], smart: str) -> list[str]:
+    """``clients`` without those whose library failed to import (saying so)."""
+    if OURS_ERROR and any(c.startswith("ours") for c in clients):
+        print(f"ours: not available ({OURS_ERROR})")
+        clients = [c for c in clients if not c.startswith("ours")]
+    if SMART_ERROR and smart in clients:
+        print(f"smartratelimit: not available ({SMART_ERROR})")
+        clients = [c for c in clients if c != smart]
+    return clients
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--styles", default=",".join(Upstream.STYLES))
@@ -272,12 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     # The clients log every 429 they see; the table says it better.
     for name in ("smartratelimit", "otel_ratelimit"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    if OURS_ERROR and any(c.startswith("ours") for c in clients):
-        print(f"ours: not available ({OURS_ERROR})")
-        clients = [c for c in clients if not c.startswith("ours")]
-    if SMART_ERROR and "smartratelimit" in clients:
-        print(f"smartratelimit: not available ({SMART_ERROR})")
-        clients.remove("smartratelimit")
+    clients = available(clients, "smartratelimit")
 
     plan = [(s, c) for s in styles for c in clients]
     seconds = sum(args.quiet_duration if s in QUIET_STYLES else args.duration for s, _ in plan)

@@ -36,14 +36,13 @@ from typing import Any
 
 import httpx
 from accuracy import (  # the same styles, limits, closed loop, counters and table
-    OURS_ERROR,
     QUIET_STYLES,
     REQUEST_TIMEOUT,
     RUNNERS,
-    SMART_ERROR,
     Errors,
     OursLimiter,
     Upstream,
+    available,
     loop_threads,
     parse_list,
     render,
@@ -246,12 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.processes < 1 or args.threads < 1:
         raise SystemExit("--processes and --threads must be >= 1")
     _quiet()
-    if OURS_ERROR and any(c.startswith("ours") for c in clients):
-        print(f"ours: not available ({OURS_ERROR})")
-        clients = [c for c in clients if not c.startswith("ours")]
-    if SMART_ERROR and "smartratelimit-redis" in clients:
-        print(f"smartratelimit: not available ({SMART_ERROR})")
-        clients.remove("smartratelimit-redis")
+    clients = available(clients, "smartratelimit-redis")
 
     plan = [(s, c) for s in styles for c in clients]
     seconds = sum(args.quiet_duration if s in QUIET_STYLES else args.duration for s, _ in plan)
