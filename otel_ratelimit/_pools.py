@@ -8,7 +8,6 @@ leave no sockets open without being told to close anything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 import weakref
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from .limiter import RateLimiter
+from .transport import closed_with_the_loop
 
 __all__ = ["SharedPools"]
 
@@ -50,7 +50,7 @@ class SharedPools:
         entry = self._async.get(loop)
         if entry is None:
             transport = self.limiter.async_transport(inner)
-            entry = self._async[loop] = (transport, _closed_with_the_loop(transport))
+            entry = self._async[loop] = (transport, closed_with_the_loop(transport))
         pool: httpx.AsyncBaseTransport = entry[0]
         return pool
 
@@ -76,18 +76,3 @@ def _close_sync(holder: list[Any]) -> None:
         transport = holder[1]
         holder.clear()
         transport.close()
-
-
-def _closed_with_the_loop(transport: Any) -> AsyncGenerator[None, None]:
-    """An async generator parked at its ``yield``: the loop's ``shutdown_asyncgens`` closes it."""
-
-    async def closer() -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            await transport.aclose()
-
-    generator = closer()
-    with contextlib.suppress(StopIteration):  # runs to the yield; the loop now tracks it
-        generator.asend(None).send(None)
-    return generator

@@ -22,6 +22,7 @@ from .storage import Storage, check_policy, open_storage
 from .transport import (
     AsyncLimitedTransport,
     LimitedTransport,
+    closed_with_the_loop,
     http_module,
     package_of,
     split_inner_options,
@@ -187,10 +188,8 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         entry = self._async_clients.get(loop)
         if entry is None:
-            from ._pools import _closed_with_the_loop  # noqa: PLC0415  # _pools imports us
-
             client = self.async_client()  # closed by the loop's shutdown if aclose() is not called
-            entry = self._async_clients[loop] = (client, _closed_with_the_loop(client))
+            entry = self._async_clients[loop] = (client, closed_with_the_loop(client))
         client = entry[0]
         extensions = {**kwargs.pop("extensions", {}), COST_EXTENSION: cost}
         return await client.request(method, url, extensions=extensions, **kwargs)

@@ -7,7 +7,9 @@ so one implementation serves either package.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import AsyncGenerator
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -17,7 +19,8 @@ import httpx
 from .core import Core, adrive, drive
 from .errors import ConfigurationError
 
-__all__ = ["AsyncLimitedTransport", "LimitedTransport", "http_module", "transport_classes"]
+__all__ = ["AsyncLimitedTransport", "LimitedTransport", "closed_with_the_loop", "http_module",
+           "transport_classes"]  # fmt: skip
 
 _INNER_OPTIONS = ("verify", "cert", "trust_env", "http1", "http2", "limits", "proxy", "retries")
 
@@ -90,3 +93,18 @@ def package_of(transport: object) -> str:
 def split_inner_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Take the options that belong to the inner HTTP transport out of client kwargs."""
     return {name: kwargs.pop(name) for name in _INNER_OPTIONS if name in kwargs}
+
+
+def closed_with_the_loop(transport: Any) -> AsyncGenerator[None, None]:
+    """An async generator parked at its ``yield``: the loop's ``shutdown_asyncgens`` closes it."""
+
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await transport.aclose()
+
+    generator = closer()
+    with contextlib.suppress(StopIteration):  # runs to the yield; the loop now tracks it
+        generator.asend(None).send(None)
+    return generator
