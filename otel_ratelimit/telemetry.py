@@ -4,7 +4,8 @@ Names and units are API (the Grafana dashboard depends on them). Metric attribut
 ``server.address``, ``ratelimit.key``, ``ratelimit.policy`` and the outcome/reason; a limiter
 reports at most ``max_series`` keys, the rest as ``_OTHER``. Gauges read the (possibly shared)
 storage, so N workers report the same value N times: aggregate them with ``max``, not ``sum``.
-When the providers are the API's no-op ones, a request costs two no-op instrument calls.
+When the providers are the API's no-op ones, a request costs a locked increment and one
+no-op instrument call.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ _NOOP_TRACING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
 _GAUGE_TTL = 1.0  # the four gauges of one collection share one read of the storage
 _SCOPE = "otel_ratelimit"  # the instrumentation scope of our spans
+# A measurement's context with no valid span: the SDK samples no exemplar for it (an empty
+# Context would not do: the SDK takes the current context in place of a falsy one).
+_NO_TRACE = trace.set_span_in_context(trace.INVALID_SPAN)
 
 
 class Labels:
-    """The precomputed attribute sets of one key (built once, reused by every request)."""
+    """The precomputed attribute sets of one key (built once, reused by every request), and
+    its request counts by outcome (``ratelimit.requests``, read at collection time)."""
 
-    __slots__ = ("acquired", "base", "host", "key", "rejected", "timeout")
+    __slots__ = ("acquired", "base", "counts", "host", "key", "outcomes", "rejected", "timeout")
 
     def __init__(self, host: str, key: str) -> None:
         self.host, self.key = host, key
@@ -45,6 +50,8 @@ class Labels:
         self.acquired = {**self.base, "ratelimit.outcome": "acquired"}
         self.rejected = {**self.base, "ratelimit.outcome": "rejected"}
         self.timeout = {**self.base, "ratelimit.outcome": "timeout"}
+        self.outcomes = (self.acquired, self.rejected, self.timeout)  # as OUTCOMES
+        self.counts = [0, 0, 0]  # changed under Instruments.count_lock
 
 
 class Telemetry:
@@ -66,6 +73,8 @@ class Telemetry:
             self.m.owners.add(self)
         self._labels: dict[str, Labels] = {}
         self._other = Labels(OTHER, OTHER)
+        table, other = self._labels, self._other  # not self: the table outlives the limiter
+        self.m.count_table(self, lambda: [*table.values(), other])
         self._tracer: trace.Tracer | None = None
         self._tracer_of: Any = None
         self._tracer_until = 0.0
@@ -95,9 +104,7 @@ class Telemetry:
 
     def _zero(self, labels: Labels) -> None:
         """Start a new key's counters at 0, so rates and dashboards see them from the start."""
-        for attributes in (labels.acquired, labels.rejected, labels.timeout):
-            self.m.requests.add(0, attributes)
-        self.m.retries.add(0, labels.base)
+        self.m.retries.add(0, labels.base)  # ratelimit.requests reads labels.counts
         self.m.header_errors.add(0, labels.base)
 
     def tracer(self) -> trace.Tracer | None:
@@ -131,8 +138,12 @@ class Telemetry:
 
     def acquired(self, labels: Labels, wait: tuple[float, Any] | None) -> None:
         """The request got its slot (after ``wait``, when it had to wait)."""
-        self.m.requests.add(1, labels.acquired)
-        self.m.wait.record(self._end_wait(labels, wait, None) if wait else 0.0, labels.base)
+        with self.m.count_lock:
+            labels.counts[0] += 1
+        if wait:
+            self.m.wait.record(self._end_wait(labels, wait, None), labels.base)
+        else:  # no exemplar: a zero wait has no trace worth linking, and sampling one is costly
+            self.m.wait.record(0.0, labels.base, context=_NO_TRACE)
 
     def not_acquired(self, labels: Labels, wait: tuple[float, Any] | None,
                      exc: BaseException, raise_on_limit: bool) -> None:  # fmt: skip
@@ -143,7 +154,8 @@ class Telemetry:
                 self._end_wait(labels, wait, exc)
             return
         rejected = isinstance(exc, RateLimitExceeded) and raise_on_limit and wait is None
-        self.m.requests.add(1, labels.rejected if rejected else labels.timeout)
+        with self.m.count_lock:
+            labels.counts[1 if rejected else 2] += 1
         if wait:
             self.m.wait.record(self._end_wait(labels, wait, exc), labels.base)
 

@@ -63,9 +63,31 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
     """
     if getattr(trace.get_current_span(), "kind", None) is SpanKind.CLIENT:
         return None, _attach(context.get_current())
-    method = request.method if isinstance(request.method, str) else request.method.decode()
+    method = request.method
+    key = (method, str(request.url), host, attempt)
+    found = _STARTS.get(key)
+    if found is None:
+        found = _start_attributes(method, request.url, host, attempt)
+        if len(_STARTS) >= _CACHE_SIZE:
+            _STARTS.clear()  # a cache of the recent URLs, not of every URL ever called
+        _STARTS[key] = found
+    name, attributes = found
+    span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+    token = _attach(trace.set_span_in_context(span))
+    propagate.inject(request.headers)
+    return span, token
+
+
+_CACHE_SIZE = 512
+# (method, URL, server.address, resend count) -> the span's name and start attributes. The
+# SDK copies attributes into the span, so one dict serves every span of the same request URL.
+_STARTS: dict[tuple[Any, str, str, int], tuple[str, dict[str, Any]]] = {}
+
+
+def _start_attributes(method: Any, url: Any, host: str, attempt: int) -> tuple[str, dict[str, Any]]:
+    """The name and start attributes of a CLIENT span (stable HTTP semantic conventions)."""
+    method = method if isinstance(method, str) else method.decode()
     known = method if method in _METHODS else "_OTHER"
-    url = request.url
     attributes: dict[str, Any] = {
         "http.request.method": known,
         "server.address": host,
@@ -78,11 +100,7 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
         attributes["http.request.method_original"] = method
     if attempt > 0:
         attributes["http.request.resend_count"] = attempt
-    span = tracer.start_span("HTTP" if known == "_OTHER" else known, kind=SpanKind.CLIENT,
-                             attributes=attributes)  # fmt: skip
-    token = _attach(trace.set_span_in_context(span))
-    propagate.inject(request.headers)
-    return span, token
+    return ("HTTP" if known == "_OTHER" else known), attributes
 
 
 def _attach(ctx: context.Context) -> Any:
@@ -99,18 +117,33 @@ def end_attempt(handle: Any, response: Any, exc: BaseException | None) -> None:
         return
     if response is not None:
         status = response.status_code
-        attributes: dict[str, Any] = {"http.response.status_code": status}
         version = getattr(response, "http_version", None)
-        if isinstance(version, str) and version.startswith("HTTP/"):
-            attributes["network.protocol.version"] = version[5:]
+        attributes = _ENDS.get((status, version)) or _end_attributes(status, version)
         if status >= 400:
-            attributes["error.type"] = str(status)
-            span.set_status(Status(StatusCode.ERROR))
+            span.set_status(_ERROR)
         span.set_attributes(attributes)  # one call: the SDK takes a lock per call
     elif exc is not None:
         kind = type(exc)
         module = kind.__module__.split(".")[0]
         span.set_attribute("error.type", kind.__qualname__ if module == "builtins"
                            else f"{module}.{kind.__qualname__}")  # fmt: skip
-        span.set_status(Status(StatusCode.ERROR))
+        span.set_status(_ERROR)
     span.end()
+
+
+_ERROR = Status(StatusCode.ERROR)
+_ENDS: dict[tuple[int, Any], dict[str, Any]] = {}  # (status, HTTP version) -> end attributes
+
+
+def _end_attributes(status: int, version: Any) -> dict[str, Any]:
+    """The end attributes of a response (cached when its HTTP version is a string)."""
+    attributes: dict[str, Any] = {"http.response.status_code": status}
+    if isinstance(version, str) and version.startswith("HTTP/"):
+        attributes["network.protocol.version"] = version[5:]
+    if status >= 400:
+        attributes["error.type"] = str(status)
+    if isinstance(version, str):
+        if len(_ENDS) >= _CACHE_SIZE:
+            _ENDS.clear()
+        _ENDS[status, version] = attributes
+    return attributes
