@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 from conftest import stop_server
 from otel_sdk import Otel, providers
@@ -162,3 +165,25 @@ def test_gauges_report_the_shared_state(tmp_path):
     configured = [r["default"] for r in remaining]
     assert configured[0] == pytest.approx(configured[1], abs=1)
     assert configured[0] == pytest.approx(594, abs=3)  # 600 - 6, whichever worker sent them
+
+
+def test_request_counts_add_up_across_limiters_and_outlive_them(otel):
+    """ratelimit.requests (read from per-key counts) sums the limiters of one provider, and a
+    limiter that is closed and collected keeps its counts: the counter never goes down."""
+    with Upstream("ietf", limit=100, latency=0) as up:
+        first, second = otel.limiter(), otel.limiter()
+        for _ in range(3):
+            first.request("GET", up.url)
+        second.request("GET", up.url)
+        assert [p.value for p in otel.points("ratelimit.requests")] == [4]
+        gone = weakref.ref(first.core.telemetry)
+        first.close()
+        del first
+        gc.collect()
+        assert gone() is None  # collected: its counts now live in the retired series
+        assert [p.value for p in otel.points("ratelimit.requests")] == [4]
+        second.request("GET", up.url)
+        second.close()
+    metric = otel.metrics()["ratelimit.requests"]
+    assert metric.data.is_monotonic  # a counter: ratelimit_requests_total in Prometheus
+    assert [p.value for p in otel.points("ratelimit.requests")] == [5]

@@ -234,3 +234,14 @@ def test_httpx2_client_gets_the_same_client_span(otel):
     [span] = otel.spans("GET")
     assert span.attributes["url.full"].endswith("/x?key=REDACTED")
     assert span.attributes["http.response.status_code"] == 200
+
+
+def test_exemplars_link_waits_not_zero_waits(otel):
+    """Under a sampled span the waits carry exemplars (trace links); zero waits sample none."""
+    with Upstream("ietf", limit=5, latency=0) as up, otel.limiter() as limiter:
+        with otel.tracers.get_tracer("t").start_as_current_span("parent"):
+            for _ in range(8):
+                limiter.request("GET", up.url)
+        [wait] = otel.points("ratelimit.wait.duration")
+    assert wait.count == 8 and wait.bucket_counts[0] > 0  # zero waits are counted
+    assert wait.exemplars and all(e.value > 0 and e.trace_id for e in wait.exemplars)
