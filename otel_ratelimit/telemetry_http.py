@@ -61,8 +61,9 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
     (``HTTPXClientInstrumentor.instrument_client`` wrapped the limited transport), that span
     stands for the attempt: no span is made, and the inner transport is kept quiet too.
     """
-    if getattr(trace.get_current_span(), "kind", None) is SpanKind.CLIENT:
-        return None, _attach(context.get_current())
+    parent = context.get_current()  # read once, passed on: each lookup is a few calls
+    if getattr(trace.get_current_span(parent), "kind", None) is SpanKind.CLIENT:
+        return None, context.attach(_quiet(parent))
     method = request.method
     key = (method, str(request.url), host, attempt)
     found = _STARTS.get(key)
@@ -72,9 +73,10 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
             _STARTS.clear()  # a cache of the recent URLs, not of every URL ever called
         _STARTS[key] = found
     name, attributes = found
-    span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-    token = _attach(trace.set_span_in_context(span))
-    propagate.inject(request.headers)
+    span = tracer.start_span(name, context=parent, kind=SpanKind.CLIENT, attributes=attributes)
+    current = _quiet(trace.set_span_in_context(span, parent))
+    token = context.attach(current)
+    propagate.inject(request.headers, current)
     return span, token
 
 
@@ -103,10 +105,9 @@ def _start_attributes(method: Any, url: Any, host: str, attempt: int) -> tuple[s
     return ("HTTP" if known == "_OTHER" else known), attributes
 
 
-def _attach(ctx: context.Context) -> Any:
-    if _SUPPRESS_HTTP is not None:
-        ctx = context.set_value(_SUPPRESS_HTTP, True, ctx)
-    return context.attach(ctx)
+def _quiet(ctx: context.Context) -> context.Context:
+    """``ctx`` telling HTTP instrumentations below to make no span of their own."""
+    return ctx if _SUPPRESS_HTTP is None else context.set_value(_SUPPRESS_HTTP, True, ctx)
 
 
 def end_attempt(handle: Any, response: Any, exc: BaseException | None) -> None:
