@@ -1,6 +1,7 @@
 """What telemetry adds to a limited request: hooks, no-op providers, the SDK exporting.
 
     PYTHONPATH=$PWD python benchmarks/telemetry_overhead.py [--requests 2000] [--rounds 7]
+        [--hooks]
 
 One sync httpx client per variant, timed in interleaved rounds (best round of each):
 - "plain httpx": no limiter (reference);
@@ -11,12 +12,17 @@ One sync httpx client per variant, timed in interleaved rounds (best round of ea
 - "limited, SDK exporting": an SDK MeterProvider with the Prometheus reader, scraped once per
   round inside the timed part (Prometheus scrapes every 15 s or so: once per ~2000 requests is
   more often than real use), and an SDK TracerProvider handing every span to an exporter
-  through a BatchSpanProcessor, under a parent span as in a traced web app.
+  through a BatchSpanProcessor, under a parent span as in a traced web app;
+- "plain httpx, OTel instrumentation": no limiter, opentelemetry-instrumentation-httpx on the
+  client with the same SDK providers (its CLIENT span and duration histogram): what tracing any
+  HTTP client costs, for reference.
 Against httpx.MockTransport (no network: the pure CPU cost, a worst case), a real HTTP server
 on loopback in this process (``Upstream``, no added latency: far faster than any real API),
 and the same server answering after 5 ms (a fast real API; a tenth of the requests).
 "wall" is elapsed time per request; "CPU" the process's CPU time per request (client, server
-and exporter threads), which other load on the machine disturbs less.
+and exporter threads), which other load on the machine disturbs less. ``--hooks`` also times
+each telemetry hook where it runs, in the SDK variant (elapsed time per request, the timing
+calls included).
 Target in the issue: SDK exporting <= 10% over telemetry off.
 """
 
@@ -32,17 +38,22 @@ from typing import Any
 import httpx
 import prometheus_client
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from otel_ratelimit import RateLimiter
+from otel_ratelimit.telemetry import Telemetry
 from otel_ratelimit.testing import Upstream
 
 HEADERS = {"x-ratelimit-limit-requests": "100000000", "x-ratelimit-remaining-requests": "99999999",
            "x-ratelimit-reset-requests": "60s"}  # fmt: skip
 OFF, SDK = "limited, telemetry off", "limited, SDK exporting"
+PLAIN, INSTRUMENTED = "plain httpx", "plain httpx, OTel instrumentation"
+HOOKS = ("labels", "wait_started", "acquired", "not_acquired", "retried", "attempt_started",
+         "attempt_ended", "observed")  # fmt: skip
 
 
 class _NoHooks:
@@ -77,17 +88,44 @@ def _variants(url: str, mock: bool, tracers: TracerProvider, meters: MeterProvid
 
     stubbed = RateLimiter()
     stubbed.core.telemetry = _NoHooks()  # type: ignore[assignment]
+    instrumented = client(None)
+    HTTPXClientInstrumentor.instrument_client(instrumented, tracers, meters)
     return {
-        "plain httpx": (client(None), False),
+        PLAIN: (client(None), False),
         "limited, hooks stubbed": (client(stubbed), False),
         OFF: (client(RateLimiter()), False),
         SDK: (client(RateLimiter(meter_provider=meters, tracer_provider=tracers)), True),
+        INSTRUMENTED: (instrumented, True),
     }
 
 
+class _HookTimes:
+    """Elapsed time inside each telemetry hook of the SDK variant, while ``on``."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.on = False
+        for name in HOOKS:
+            setattr(Telemetry, name, self._timed(name, getattr(Telemetry, name)))
+
+    def _timed(self, name: str, hook: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(telemetry: Telemetry, *args: Any) -> Any:
+            if not self.on or telemetry.tracer_provider is None:
+                return hook(telemetry, *args)
+            start = time.perf_counter()
+            try:
+                return hook(telemetry, *args)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+
+        return timed
+
+
 def _measure(url: str, mock: bool, n: int, rounds: int, tracers: TracerProvider,
-             meters: MeterProvider) -> dict[str, tuple[float, float]]:  # fmt: skip
-    """Best (wall, CPU) seconds per request of each variant over interleaved rounds."""
+             meters: MeterProvider, hooks: _HookTimes | None,
+             ) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:  # fmt: skip
+    """Best (wall, CPU) seconds per request of each variant over interleaved rounds, and the
+    seconds per request in each hook of the SDK variant over one more round (``hooks``)."""
     parent = tracers.get_tracer("bench")
 
     def timed(client: httpx.Client, traced: bool) -> Callable[[], tuple[float, float]]:
@@ -112,14 +150,22 @@ def _measure(url: str, mock: bool, n: int, rounds: int, tracers: TracerProvider,
         for name, run in runs.items():  # interleaved: load drifts hit every variant
             wall, cpu = run()
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
-    return best
+    if hooks is None:
+        return best, {}
+    hooks.seconds.clear()
+    hooks.on = True
+    runs[SDK]()
+    hooks.on = False
+    return best, {name: seconds / n for name, seconds in hooks.seconds.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--hooks", action="store_true", help="time each hook (SDK variant)")
     args = parser.parse_args()
+    hooks = _HookTimes() if args.hooks else None
     exporter = _Exporter()
     tracers = TracerProvider()
     tracers.add_span_processor(BatchSpanProcessor(exporter))
@@ -132,18 +178,24 @@ def main() -> None:
              ("loopback Upstream", fast.url + "/items", False, args.requests),
              ("loopback Upstream, 5 ms latency", slow.url + "/items", False,
               args.requests // 10))  # fmt: skip
-    summary = []
+    summary, breakdown = [], []
     try:
         for label, url, mock, n in cases:
-            best = _measure(url, mock, n, args.rounds, tracers, meters)
+            best, spent = _measure(url, mock, n, args.rounds, tracers, meters, hooks)
             wall_off, cpu_off = best[OFF]
             for name, (wall, cpu) in best.items():
                 print(f"| {label} | {name} | {wall * 1e6:.1f} us | {cpu * 1e6:.1f} us | "
                       f"{wall / wall_off:.3f} | {cpu / cpu_off:.3f} |")  # fmt: skip
             wall, cpu = best[SDK]
+            theirs = best[INSTRUMENTED][0] - best[PLAIN][0]
             summary.append(f"{label}: +{(wall / wall_off - 1) * 100:.1f}% wall "
                            f"(+{(wall - wall_off) * 1e6:.1f} us), "
-                           f"+{(cpu / cpu_off - 1) * 100:.1f}% CPU")  # fmt: skip
+                           f"+{(cpu / cpu_off - 1) * 100:.1f}% CPU; the OTel httpx "
+                           f"instrumentation adds {theirs * 1e6:.1f} us to plain")  # fmt: skip
+            if spent:
+                breakdown.append(f"{label}: " + ", ".join(
+                    f"{name} {seconds * 1e6:.1f} us" for name, seconds in spent.items()
+                ) + f"; all hooks {sum(spent.values()) * 1e6:.1f} us")  # fmt: skip
     finally:
         fast.stop()
         slow.stop()
@@ -152,6 +204,10 @@ def main() -> None:
     print("\nSDK exporting vs telemetry off (target <= +10%):")
     for line in summary:
         print(f"- {line}")
+    if breakdown:
+        print("\nInside the hooks, SDK exporting, per request (one extra round):")
+        for line in breakdown:
+            print(f"- {line}")
     print(f"spans exported: {dict(exporter.names)}")
 
 
