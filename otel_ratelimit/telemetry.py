@@ -74,7 +74,7 @@ class Telemetry:
         self._labels: dict[str, Labels] = {}
         self._other = Labels(OTHER, OTHER)
         table, other = self._labels, self._other  # not self: the table outlives the limiter
-        self.m.count_table(self, lambda: [*table.values(), other])
+        self.m.count_table(self, lambda: [*table.values(), *([other] if any(other.counts) else [])])
         self._tracer: trace.Tracer | None = None
         self._tracer_of: Any = None
         self._tracer_until = 0.0
