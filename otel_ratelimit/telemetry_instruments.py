@@ -4,8 +4,9 @@ read a second gauge's callbacks).
 
 ``ratelimit.requests`` is an observable counter: a request adds 1 to a plain integer of its
 key (under a lock), and a collection reports the totals, a monotonic sum exactly like the
-synchronous counter's. An SDK ``Counter.add`` copies, cleans and hashes its attributes on
-every call (and offers an exemplar), which was a fifth of what telemetry added to a request.
+synchronous counter's (no exemplars: an observable instrument has none). An SDK
+``Counter.add`` copies, cleans and hashes its attributes and offers an exemplar on every call:
+about 15 us of the ~100 us that the SDK added to a request.
 """
 
 from __future__ import annotations
