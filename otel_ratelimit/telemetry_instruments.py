@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -50,6 +51,7 @@ class Instruments:
         self.count_lock = threading.Lock()  # request counts: increments, tables, collection
         self._tables: dict[int, Callable[[], Iterable[_Counted]]] = {}
         self._retired: dict[tuple[str, ...], tuple[int, Mapping[str, str]]] = {}
+        self._dead: deque[int] = deque()  # tokens of tables whose owner was collected
         self.requests = meter.create_observable_counter(
             "ratelimit.requests", [self._read_requests], "{request}",
             "Outbound requests by limiter outcome",
@@ -94,12 +96,16 @@ class Instruments:
         """
         token = id(table)
         with self.count_lock:
+            self._retire_dead()
             self._tables[token] = table
-        weakref.finalize(owner, self._retire, token)
+        # A finalizer runs inside whatever thread the garbage collector interrupted, maybe
+        # one holding count_lock: it only queues the token (deque.append takes no lock).
+        weakref.finalize(owner, self._dead.append, token)
 
-    def _retire(self, token: int) -> None:
-        with self.count_lock:
-            table = self._tables.pop(token, None)
+    def _retire_dead(self) -> None:
+        """Fold the tables of collected owners into the retired series (count_lock held)."""
+        while self._dead:
+            table = self._tables.pop(self._dead.popleft(), None)
             if table is not None:
                 self._add_up(self._retired, table())
 
@@ -114,6 +120,7 @@ class Instruments:
 
     def _read_requests(self, options: CallbackOptions) -> Iterator[Observation]:
         with self.count_lock:
+            self._retire_dead()
             totals = dict(self._retired)
             for table in list(self._tables.values()):
                 self._add_up(totals, table())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 
 import pytest
@@ -187,3 +188,25 @@ def test_request_counts_add_up_across_limiters_and_outlive_them(otel):
     metric = otel.metrics()["ratelimit.requests"]
     assert metric.data.is_monotonic  # a counter: ratelimit_requests_total in Prometheus
     assert [p.value for p in otel.points("ratelimit.requests")] == [5]
+
+
+def test_limiter_collected_while_the_count_lock_is_held(otel):
+    """The garbage collector may finalize a limiter inside a thread holding the count lock (a
+    request adding 1, a collection summing): the finalizer must not wait for that lock."""
+    with Upstream("ietf", limit=100, latency=0) as up:
+        limiter = otel.limiter()
+        limiter.request("GET", up.url)
+        limiter.close()
+    instruments = limiter.core.telemetry.m
+    gone = weakref.ref(limiter.core.telemetry)
+
+    def collect_under_lock() -> None:
+        with instruments.count_lock:
+            gc.collect()  # runs the limiter's finalizer in this thread
+
+    del limiter
+    worker = threading.Thread(target=collect_under_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and gone() is None
+    assert [p.value for p in otel.points("ratelimit.requests")] == [1]
