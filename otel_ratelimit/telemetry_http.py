@@ -64,14 +64,15 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
     parent = context.get_current()  # read once, passed on: each lookup is a few calls
     if getattr(trace.get_current_span(parent), "kind", None) is SpanKind.CLIENT:
         return None, context.attach(_quiet(parent))
-    method = request.method
-    key = (method, str(request.url), host, attempt)
+    method, url = request.method, str(request.url)
+    key = (method, url, host, attempt)
     found = _STARTS.get(key)
     if found is None:
-        found = _start_attributes(method, request.url, host, attempt)
-        if len(_STARTS) >= _CACHE_SIZE:
-            _STARTS.clear()  # a cache of the recent URLs, not of every URL ever called
-        _STARTS[key] = found
+        found = _start_attributes(method, request.url, url, host, attempt)
+        if found[1]["url.full"] == url:  # nothing redacted: the cache keeps no secret
+            if len(_STARTS) >= _CACHE_SIZE:
+                _STARTS.clear()  # a cache of the recent URLs, not of every URL ever called
+            _STARTS[key] = found
     name, attributes = found
     span = tracer.start_span(name, context=parent, kind=SpanKind.CLIENT, attributes=attributes)
     current = _quiet(trace.set_span_in_context(span, parent))
@@ -81,19 +82,21 @@ def start_attempt(tracer: trace.Tracer, request: Any, host: str, attempt: int) -
 
 
 _CACHE_SIZE = 512
-# (method, URL, server.address, resend count) -> the span's name and start attributes. The
-# SDK copies attributes into the span, so one dict serves every span of the same request URL.
+# (method, URL, server.address, resend count) -> the span's name and start attributes, for URLs
+# that redaction leaves as they are. The SDK copies attributes into the span, so one dict
+# serves every span of the same request URL.
 _STARTS: dict[tuple[Any, str, str, int], tuple[str, dict[str, Any]]] = {}
 
 
-def _start_attributes(method: Any, url: Any, host: str, attempt: int) -> tuple[str, dict[str, Any]]:
+def _start_attributes(method: Any, url: Any, full: str, host: str,
+                      attempt: int) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The name and start attributes of a CLIENT span (stable HTTP semantic conventions)."""
     method = method if isinstance(method, str) else method.decode()
     known = method if method in _METHODS else "_OTHER"
     attributes: dict[str, Any] = {
         "http.request.method": known,
         "server.address": host,
-        "url.full": redact_url(str(url)),
+        "url.full": redact_url(full),
     }
     port = url.port or _DEFAULT_PORTS.get(url.scheme)
     if port:

@@ -18,7 +18,7 @@ from otel_sdk import SECRET, providers
 
 from otel_ratelimit import RateLimiter
 from otel_ratelimit.core import drive
-from otel_ratelimit.telemetry_http import redact_url
+from otel_ratelimit.telemetry_http import _STARTS, redact_url
 from otel_ratelimit.testing import Upstream
 
 
@@ -119,6 +119,7 @@ def test_no_secret_in_any_attribute(otel, echo):
                             cookies={"session": SECRET}) as client:  # fmt: skip
             client.get(url)
             client.get(echo + f"/y?access_token={SECRET}&Signature={SECRET}")
+            client.get(echo + "/plain?page=2")
         metrics = otel.metrics()
     assert _Echo.seen[1]["Authorization"] == f"Bearer {SECRET}"  # it was really sent...
     assert SECRET in _Echo.seen[1]["Cookie"]
@@ -129,6 +130,8 @@ def test_no_secret_in_any_attribute(otel, echo):
     assert fulls[0].startswith("http://REDACTED:REDACTED@127.0.0.1:")
     assert fulls[0].endswith("/x?api_key=REDACTED&q=1")
     assert fulls[1].endswith("/y?access_token=REDACTED&Signature=REDACTED")
+    cached = [key[1] for key in _STARTS]  # span attributes are cached per URL...
+    assert echo + "/plain?page=2" in cached and not [u for u in cached if SECRET in u]  # not these
 
 
 def test_redact_url_cases():
