@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
 import weakref
+from pathlib import Path
 
 import pytest
 from conftest import stop_server
@@ -210,3 +214,20 @@ def test_limiter_collected_while_the_count_lock_is_held(otel):
     worker.join(timeout=10)
     assert not worker.is_alive() and gone() is None
     assert [p.value for p in otel.points("ratelimit.requests")] == [1]
+
+
+def test_overhead_benchmark_runs_and_exports_spans():
+    """benchmarks/telemetry_overhead.py (tiny) prints every case and variant, the SDK rows'
+    spans reach the exporter and --hooks times the hooks."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "telemetry_overhead.py"), "--requests", "20",
+         "--rounds", "1", "--hooks"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(root)},  # this checkout's package
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and " us |" in line]
+    assert len(rows) == 4 * 5  # four servers, five variants
+    assert done.stdout.count("attempt_started") == 4
+    assert "spans exported: {'GET': " in done.stdout
