@@ -89,7 +89,7 @@ def _public(client: Any) -> dict[str, Any]:
     """What a user can read off a client."""
     return {"base_url": client.base_url, "headers": client.headers.multi_items(),
             "timeout": client.timeout, "follow_redirects": client.follow_redirects,
-            "max_redirects": client.max_redirects, "auth": vars(client.auth),
+            "max_redirects": client.max_redirects, "auth": vars(client.auth or object),
             "params": client.params, "cookies": dict(client.cookies),
             "hooks": {k: len(v) for k, v in client.event_hooks.items()},
             "trust_env": client.trust_env, "closed": client.is_closed}  # fmt: skip
