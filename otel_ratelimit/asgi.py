@@ -86,11 +86,11 @@ class RateLimitMiddleware(Middleware):
             state.started = time.monotonic()
         responded = False  # past that, a 503 can no longer be sent
 
-        async def send_tracking(message: Message) -> None:
+        def send_tracking(message: Message) -> Awaitable[None]:  # no coroutine of its own
             nonlocal responded
             if message["type"] == "http.response.start":
                 responded = True
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_tracking)
