@@ -48,12 +48,14 @@ class ClientTemplate(Generic[C]):
 
     Shared with the template: immutable values (base URL, query params, auth object,
     encoding, flags), as a client constructed with the same options would share them too.
+    An option changed in place later (a headers dict given to the middleware, then updated)
+    is seen as before, when every client was constructed: the template is made again.
     """
 
-    __slots__ = ("_init", "_jar", "cls", "fields", "module", "options")
+    __slots__ = ("_init", "_made", "cls", "module", "options")
 
     cls: type[C]
-    fields: dict[str, Any] | None  # None: construct each client (httpx changed)
+    _made: tuple[dict[str, Any] | None, Any, list[tuple[str, Any]]]  # fields, cookies, options
     _init: Any
 
     def __init__(self, cls: type[C], options: Mapping[str, Any] | None = None) -> None:
@@ -61,16 +63,22 @@ class ClientTemplate(Generic[C]):
         self.options = dict(options or {})
         self.module = _package(cls)  # httpx or httpx2, whose Headers, Cookies... it has
         self._init = cls.__init__  # an instrumentation patching it later: construct instead
-        base = (
-            self.module.AsyncBaseTransport if hasattr(cls, "aclose") else self.module.BaseTransport
-        )
-        template: Any = self._construct(base())
-        self.fields = _fields(template, self.module)
-        self._jar = template.cookies if template.cookies else None  # copied into each client
+        self._make()
+
+    @property
+    def fields(self) -> dict[str, Any] | None:
+        """The template's attributes; None when clients are constructed (httpx changed)."""
+        return self._made[0]
 
     def client(self, transport: Any) -> C:
         """A new client over ``transport``, as if constructed with the template's options."""
-        fields, cls = self.fields, self.cls
+        fields, jar, seen = self._made
+        for name, value in seen:
+            if self.options[name] != value:  # changed in place since the template was made
+                self._make()
+                fields, jar, seen = self._made
+                break
+        cls = self.cls
         if fields is None or cls.__init__ is not self._init:
             made: C = self._construct(transport)
             return made
@@ -80,16 +88,36 @@ class ClientTemplate(Generic[C]):
         client.__dict__.update(
             _transport=transport,
             _headers=fields["_headers"].copy(),
-            _cookies=self.module.Cookies(self._jar),
+            _cookies=self.module.Cookies(jar),
             _timeout=self.module.Timeout(fields["_timeout"]),
             _event_hooks={"request": list(hooks["request"]), "response": list(hooks["response"])},
             _mounts={},
         )
         return client
 
+    def _make(self) -> None:
+        module = self.module
+        mutable = [(name, _snapshot(value, module)) for name, value in self.options.items()
+                   if isinstance(value, (dict, list, module.Headers, module.Timeout))]  # fmt: skip
+        base = module.AsyncBaseTransport if hasattr(self.cls, "aclose") else module.BaseTransport
+        template = self._construct(base())
+        jar = template.cookies if template.cookies else None  # copied into each client
+        self._made = (_fields(template, module), jar, mutable)  # one swap: threads see either
+
     def _construct(self, transport: Any) -> Any:
         constructor: Any = self.cls
         return constructor(transport=transport, **self.options)
+
+
+def _snapshot(value: Any, module: Any) -> Any:
+    """A copy of ``value``'s containers (dicts, lists, Headers, Timeout), sharing the rest."""
+    if isinstance(value, dict):
+        return {key: _snapshot(item, module) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(item, module) for item in value]
+    if isinstance(value, (module.Headers, module.Timeout)):
+        return type(value)(value)
+    return value  # strings, numbers, functions, auth objects: compared as themselves
 
 
 def _package(cls: type[Any]) -> Any:

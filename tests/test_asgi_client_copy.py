@@ -210,3 +210,18 @@ def test_an_init_patched_after_the_template_is_honoured() -> None:
     door = httpx.MockTransport(print)
     client = template.client(door)
     assert seen == [door] and client._transport is door
+
+
+def test_options_changed_in_place_reach_later_clients() -> None:
+    """A headers dict or Timeout updated after set-up is seen, as when clients were constructed."""
+    httpx = pytest.importorskip("httpx")
+    headers, timeout = {"Authorization": "Bearer old"}, httpx.Timeout(5.0)
+    template = ClientTemplate(httpx.Client, {"headers": headers, "timeout": timeout})
+    before = template.client(httpx.MockTransport(print))
+    headers["Authorization"] = "Bearer new"  # a rotated token
+    timeout.read = 9.0
+    after = template.client(httpx.MockTransport(print))
+    assert before.headers["authorization"] == "Bearer old"
+    assert after.headers["authorization"] == "Bearer new" and after.timeout.read == 9.0
+    assert template.fields is not None  # still copied, from a new template
+    assert template.client(httpx.MockTransport(print)).headers["authorization"] == "Bearer new"
