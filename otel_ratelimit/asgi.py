@@ -105,7 +105,7 @@ class RateLimitMiddleware(Middleware):
 
     @cached_property
     def _state_class(self) -> type[_LazyState]:
-        state_class: type[_LazyState] = type("RequestState", (_LazyState,), {"middleware": self})
+        state_class: type[_LazyState] = type("LazyState", (_LazyState,), {"middleware": self})
         return state_class
 
     def _closing_at_shutdown(self, send: Send) -> Send:
