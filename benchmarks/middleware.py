@@ -1,6 +1,7 @@
 """What the web middleware costs a request: views that never call out, and views that call once.
 
     python benchmarks/middleware.py [--requests 5000] [--calls 500] [--rounds 15]
+    python benchmarks/middleware.py --instructions [--calls 500]   # valgrind: no timing noise
 
 Each configuration runs ``--rounds`` times, interleaved, and the fastest round is reported
 (the one least disturbed by other processes: this machine is shared).
@@ -15,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -147,7 +150,7 @@ def no_call(n: int, rounds: int) -> dict[str, float]:
                    "SERVER_PORT": "80", "wsgi.url_scheme": "http"}  # fmt: skip
         started = time.perf_counter()
         for _ in range(n // 4):
-            body = app.wsgi_app(dict(environ), lambda *a: None)
+            body = app.wsgi_app(dict(environ), _ignore)
             b"".join(body)
             body.close()  # type: ignore[attr-defined]
         return (time.perf_counter() - started) / (n // 4)
@@ -161,46 +164,90 @@ def no_call(n: int, rounds: int) -> dict[str, float]:
     }, rounds)  # fmt: skip
 
 
+ONE_CALL = {
+    "plain": "shared httpx.AsyncClient (no limiter)",
+    "limited": "shared limiter.async_client()",
+    "middleware": "request.state.api_client",
+}
+
+
+async def _one_call(kind: str, n: int, target: str) -> float:
+    """Seconds per request of a view making one call to ``target`` with a ``kind`` client."""
+    limiter = RateLimiter()
+    inner = _mock_transport if target.startswith("http://api.mock") else None
+    if kind == "plain":
+        shared: Any = httpx.AsyncClient(transport=inner() if inner else None)
+    elif kind == "limited":
+        shared = limiter.async_client(transport=inner() if inner else None)
+
+    async def view(request: Any) -> PlainTextResponse:
+        client = request.state.api_client if kind == "middleware" else shared
+        return PlainTextResponse((await client.get(target)).text)
+
+    app = _starlette(view, limiter if kind == "middleware" else None)
+    stack: Any = app.build_middleware_stack()
+    app.middleware_stack = stack
+    ours = stack.app  # RateLimitMiddleware, with kind == "middleware"
+    if kind == "middleware" and inner is not None:  # the shared pool sends to the mock
+        ours.pools.asynchronous(inner())
+    await _serve(app, 1)
+    seconds = await _serve(app, n)
+    if kind == "middleware":
+        await ours.aclose()
+    else:
+        await shared.aclose()
+    return seconds
+
+
+def _mock_transport() -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
+
+
+def _ignore(*args: Any) -> Any:
+    """A start_response that keeps nothing."""
+
+
 def one_call(n: int, rounds: int, url: str, mock: bool) -> dict[str, float]:
     """A view making one outbound call: per-request api_client vs one shared client."""
     target = "http://api.mock/x" if mock else url + "/x"
 
-    def mock_transport() -> httpx.MockTransport:
-        return httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
+    def run(kind: str) -> Callable[[], float]:
+        return lambda: asyncio.run(_one_call(kind, n, target))
 
-    inner = mock_transport if mock else None
+    return _rounds({label: run(kind) for kind, label in ONE_CALL.items()}, rounds)
 
-    def bench(kind: str) -> float:
-        async def main() -> float:
-            limiter = RateLimiter()
-            if kind == "plain":
-                shared: Any = httpx.AsyncClient(transport=inner() if inner else None)
-            elif kind == "limited":
-                shared = limiter.async_client(transport=inner() if inner else None)
 
-            async def view(request: Any) -> PlainTextResponse:
-                client = request.state.api_client if kind == "middleware" else shared
-                return PlainTextResponse((await client.get(target)).text)
+def instructions(n: int, mock: bool) -> dict[str, float]:
+    """Instructions per request of the one-call views, counted by valgrind (no timing noise).
 
-            app = _starlette(view, limiter if kind == "middleware" else None)
-            app.middleware_stack = app.build_middleware_stack()
-            if kind == "middleware" and inner is not None:  # the shared pool sends to the mock
-                app.middleware_stack.app.pools.asynchronous(inner())  # type: ignore[attr-defined]
-            await _serve(app, 1)
-            seconds = await _serve(app, n)
-            if kind == "middleware":
-                await app.middleware_stack.app.aclose()  # type: ignore[union-attr]
-            else:
-                await shared.aclose()
-            return seconds
+    Each count runs in its own process under callgrind, twice (``n // 5`` and ``n`` requests,
+    after the same warm-up); the difference over ``n - n // 5`` requests is the per-request
+    figure, start-up excluded. The local server runs in the same process, as when timed.
+    """
+    counts = {}
+    for kind, label in ONE_CALL.items():
+        totals = []
+        for calls in (n // 5, n):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "callgrind.out"
+                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                sys.executable, __file__, "--count", kind, str(calls)]
+                               + (["--mock"] if mock else []),
+                               check=True, capture_output=True)  # fmt: skip
+                summary = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
+                assert summary is not None, "callgrind wrote no total"
+                totals.append(int(summary.group(1)))
+        counts[label] = (totals[1] - totals[0]) / (n - n // 5)
+    return counts
 
-        return asyncio.run(main())
 
-    return _rounds({
-        "shared httpx.AsyncClient (no limiter)": lambda: bench("plain"),
-        "shared limiter.async_client()": lambda: bench("limited"),
-        "request.state.api_client": lambda: bench("middleware"),
-    }, rounds)  # fmt: skip
+def _count(kind: str, n: int, mock: bool) -> None:
+    """What ``instructions`` runs under callgrind: ``n`` requests of one configuration."""
+    if mock:
+        asyncio.run(_one_call(kind, n, "http://api.mock/x"))
+        return
+    with Upstream("ietf", limit=10**9, window=1.0, latency=0.0) as up:
+        asyncio.run(_one_call(kind, n, up.url + "/x"))
 
 
 def _table(title: str, results: dict[str, float], base: str) -> list[str]:
@@ -210,12 +257,32 @@ def _table(title: str, results: dict[str, float], base: str) -> list[str]:
     return [*lines, ""]
 
 
+def _counted(target: str, counts: dict[str, float]) -> list[str]:
+    lines = [f"**Instructions per request, one outbound call to {target}**", "",
+             "| configuration | per request | vs first row |", "|---|---|---|"]  # fmt: skip
+    base = next(iter(counts.values()))
+    for name, count in counts.items():
+        lines.append(f"| {name} | {count / 1e6:.3f} M | {count / base:.3f}x |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args()
+    parser.add_argument("--instructions", action="store_true", help="count, don't time")
+    parser.add_argument("--count", help=argparse.SUPPRESS)  # one run under callgrind
+    parser.add_argument("--mock", action="store_true", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.count:
+        _count(args.count, int(rest[0]), args.mock)
+        return
+    if args.instructions:  # the mock's requests are about 3x cheaper: count 4x as many
+        lines = _counted("a local HTTP server", instructions(args.calls // 2, mock=False))
+        lines += _counted("httpx.MockTransport", instructions(args.calls * 2, mock=True))
+        print("\n".join(lines))
+        return
 
     quiet = list(no_call(args.requests, args.rounds).items())
     lines = _table("A view that never touches api_client (ASGI, called directly)",

@@ -106,7 +106,7 @@ class Middleware:
         self.options = WebOptions(
             limiter, base_url, headers, timeout, deadline, deadline_status, metrics_path
         )
-        self.pools = SharedPools(limiter)
+        self.pools = SharedPools(limiter, self.options.client_kwargs())
 
 
 def _positive(value: object) -> bool:
@@ -179,7 +179,7 @@ class RequestClients:
         """This request's ``httpx.Client``."""
         if self._sync is None:
             transport = _ScopedTransport(self.pools.sync(), self.deadline_at)
-            self._sync = httpx.Client(transport=transport, **self.options.client_kwargs())
+            self._sync = self.pools.sync_clients.client(transport)
             RequestClients.created += 1
         return self._sync
 
@@ -187,7 +187,7 @@ class RequestClients:
         """This request's ``httpx.AsyncClient`` (call from the event loop)."""
         if self._async is None:
             transport = _AsyncScopedTransport(self.pools.asynchronous(), self.deadline_at)
-            self._async = httpx.AsyncClient(transport=transport, **self.options.client_kwargs())
+            self._async = self.pools.async_clients.client(transport)
             RequestClients.created += 1
         return self._async
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import cached_property
 from typing import Any
 
 from ._scoped import Middleware, RequestClients, find_exceeded, rejection
@@ -33,15 +34,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _LazyState(dict[str, Any]):
-    """``scope["state"]`` whose ``api_client`` and ``api_client_sync`` are made on first lookup."""
+    """``scope["state"]`` whose ``api_client`` and ``api_client_sync`` are made on first lookup.
 
-    __slots__ = ("clients", "middleware", "started")
+    Each middleware has its own subclass naming it (``middleware``), so a request's state is
+    just a dict copy: no per-request attributes unless a deadline or a client needs them.
+    """
 
-    def __init__(self, initial: Mapping[str, Any], middleware: RateLimitMiddleware) -> None:
-        super().__init__(initial)
-        self.middleware = middleware
-        self.started = time.monotonic()
-        self.clients: RequestClients | None = None  # only once a view asks
+    middleware: RateLimitMiddleware
+    started = 0.0  # when the request came in (set only when a deadline counts from it)
+    clients: RequestClients | None = None  # only once a view asks
 
     def __missing__(self, key: str) -> Any:
         if key not in ("api_client", "api_client_sync"):
@@ -80,25 +81,32 @@ class RateLimitMiddleware(Middleware):
             prometheus = importlib.import_module("otel_ratelimit.prometheus")
             await prometheus.metrics_asgi_app(scope, receive, send)
             return
-        state = scope["state"] = _LazyState(scope.get("state") or {}, self)
-        started = False
+        state = scope["state"] = self._state_class(scope.get("state") or ())
+        if self.options.deadline is not None:
+            state.started = time.monotonic()
+        responded = False  # past that, a 503 can no longer be sent
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
+        def send_tracking(message: Message) -> Awaitable[None]:  # no coroutine of its own
+            nonlocal responded
             if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+                responded = True
+            return send(message)
 
         try:
             await self.app(scope, receive, send_tracking)
         except Exception as exc:
             exceeded = find_exceeded(exc)
-            if exceeded is None or started:
+            if exceeded is None or responded:
                 raise
             await _reject(send, *rejection(exceeded, self.options.deadline_status))
         finally:
             if state.clients is not None:
                 await state.clients.aclose()
+
+    @cached_property
+    def _state_class(self) -> type[_LazyState]:
+        state_class: type[_LazyState] = type("LazyState", (_LazyState,), {"middleware": self})
+        return state_class
 
     def _closing_at_shutdown(self, send: Send) -> Send:
         async def send_closing(message: Message) -> None:

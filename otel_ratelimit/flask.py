@@ -53,7 +53,7 @@ class FlaskRateLimit:
         if limiter is None:
             raise ConfigurationError("FlaskRateLimit needs limiter=RateLimiter(...), got None")
         web = _web_options(limiter, {**self.options, **options})
-        pools = SharedPools(limiter)
+        pools = SharedPools(limiter, web.client_kwargs())
         app.extensions[_EXTENSION] = pools
 
         def exceeded(exc: RateLimitExceeded) -> flask.Response:
