@@ -24,6 +24,7 @@ __all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
 R = TypeVar("R")
 COST_EXTENSION = "otel_ratelimit.cost"
 _NO_ANSWER = Observation()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _Response(Protocol):
@@ -185,7 +186,7 @@ class Core:
 def key_for(url: _URL) -> str:
     """The limiter key of a URL: its host, with the port when it is not the scheme's default."""
     host = url.host.lower()
-    default = {"http": 80, "https": 443}.get(url.scheme)
+    default = _DEFAULT_PORTS.get(url.scheme)
     return host if url.port in (None, default) else f"{host}:{url.port}"
 
 

@@ -91,7 +91,11 @@ def _read_raw(
     for name, value in raw:
         if (name := name.strip().lower()) not in reads:
             continue
-        key, text = name.decode("latin-1"), _text(value)
+        try:
+            text: str | None = value.decode("utf-8")  # _text(), inline: once per field
+        except UnicodeDecodeError:
+            text = None
+        key = name.decode("latin-1")
         if key in fields:  # a repeated field is one list (RFC 9110 section 5.3)
             old = fields[key]
             text = None if old is None or text is None else f"{old}, {text}"
