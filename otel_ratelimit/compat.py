@@ -45,6 +45,15 @@ class _Request:
         self.raw = raw
 
 
+class _Headers:
+    """Stands for another library's request where only its headers are known."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: httpx.Headers) -> None:
+        self.headers = headers
+
+
 class _AiohttpResponse:
     """An aiohttp response seen with httpx's names (``status_code``)."""
 
@@ -127,7 +136,12 @@ async def arequest_aiohttp(
 
     full = str(session._build_url(url)) if hasattr(session, "_build_url") else url
     core = limiter.core
-    response: Any = await adrive(core.flow(_Request(full, None, method, cost)), core.storage, send)
+    # The headers the request will carry (the session's, then this call's): a credential
+    # partition reads them as it reads an httpx request's.
+    headers = httpx.Headers(dict(getattr(session, "headers", None) or {}))
+    headers.update(kwargs.get("headers") or {})
+    request = _Request(full, _Headers(headers), method, cost)
+    response: Any = await adrive(core.flow(request), core.storage, send)
     return response.raw
 
 

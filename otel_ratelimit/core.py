@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from .engine import Grant, KeyConfig, Outcome
 from .errors import RateLimitExceeded
 from .headers import Observation, parse_headers
 from .retry import RetriesExhausted, RetryPolicy
-from .storage import Storage
+from .storage import MemoryStorage, Storage
 from .telemetry import Telemetry
 
 __all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
 
 R = TypeVar("R")
 COST_EXTENSION = "otel_ratelimit.cost"
+_NO_ANSWER = Observation()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _Response(Protocol):
@@ -43,13 +44,10 @@ class _Request(Protocol):
     extensions: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One thing the flow asks its driver to do: a storage call, a sleep or a send."""
-
-    name: str  # "acquire" | "observe" | "release" | "sleep" | "send" | "read"
-    args: tuple[Any, ...]
-
+Op = tuple[Any, ...]
+"""One thing the flow asks its driver to do: ``(name, *args)``, the name one of "acquire",
+"observe", "release" (storage calls), "sleep", "send" or "read". A plain tuple: one is
+made per step, and nothing is cheaper."""
 
 Flow = Generator[Op, Any, R]
 
@@ -115,12 +113,12 @@ class Core:
             else:
                 if retry is None or response.status_code not in retry.config.retry_on_status:
                     return response
-                yield Op("read", (response,))  # frees the connection; the body stays readable
+                yield ("read", response)  # frees the connection; the body stays readable
                 delay = retry.decide(key, request.method, attempt + 1, status=response.status_code)
                 if delay is None:
                     return (yield from self._give_up(response, attempt + 1))
                 last = response
-            yield Op("sleep", (delay,))
+            yield ("sleep", delay)
             attempt += 1
 
     def _give_up(self, response: _Response, attempts: int) -> Flow[_Response]:
@@ -137,7 +135,7 @@ class Core:
         wait = None  # (start, span) once the request has to wait
         try:
             while True:
-                grant: Grant = yield Op("acquire", (key, config, cost, budget))
+                grant: Grant = yield ("acquire", key, config, cost, budget)
                 if not grant.ok:
                     raise RateLimitExceeded(key, grant.wait)
                 if grant.wait <= 0 and not grant.again:
@@ -145,13 +143,13 @@ class Core:
                 if wait is None:
                     wait = tel.wait_started(labels, grant.policy)
                 if grant.again:  # held back while the key's first request is out
-                    yield Op("sleep", (grant.wait,))
+                    yield ("sleep", grant.wait)
                     budget = max(0.0, budget - grant.wait)  # the wait counts against the budget
                     continue
                 try:
-                    yield Op("sleep", (grant.wait,))
+                    yield ("sleep", grant.wait)
                 except BaseException:
-                    yield Op("release", (key, config, grant))  # a cancelled waiter gives back
+                    yield ("release", key, config, grant)  # a cancelled waiter gives back
                     raise
                 break
         except BaseException as exc:
@@ -166,18 +164,17 @@ class Core:
         tel = self.telemetry
         span = tel.attempt_started(request, labels, attempt)
         try:
-            response: _Response = yield Op("send", (request,))
+            response: _Response = yield ("send", request)
         except BaseException as exc:
             tel.attempt_ended(span, None, exc)
             if isinstance(exc, Exception):
-                yield Op("observe", (key, config, grant.ticket, 0, Observation()))  # no answer
+                yield ("observe", key, config, grant.ticket, 0, _NO_ANSWER)  # no answer
             raise
         tel.attempt_ended(span, response, None)
         obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
         try:
-            outcome: Outcome = yield Op(
-                "observe", (key, config, grant.ticket, response.status_code, obs)
-            )
+            status = response.status_code
+            outcome: Outcome = yield ("observe", key, config, grant.ticket, status, obs)
         except Exception as exc:
             tel.storage_error(exc)
             raise
@@ -189,63 +186,58 @@ class Core:
 def key_for(url: _URL) -> str:
     """The limiter key of a URL: its host, with the port when it is not the scheme's default."""
     host = url.host.lower()
-    default = {"http": 80, "https": 443}.get(url.scheme)
+    default = _DEFAULT_PORTS.get(url.scheme)
     return host if url.port in (None, default) else f"{host}:{url.port}"
-
-
-class _Steps:
-    """Feeds a flow what its last op gave (or raised) and hands out the next op."""
-
-    __slots__ = ("error", "flow", "result", "value")
-
-    def __init__(self, flow: Flow[Any]) -> None:
-        self.flow = flow
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.value: Any = None
-
-    def next(self) -> Op | None:
-        """The next op, or None when the flow returned (its value is in ``value``)."""
-        try:
-            op = self.flow.throw(self.error) if self.error else self.flow.send(self.result)
-        except StopIteration as stop:
-            self.value = stop.value
-            return None
-        self.result = self.error = None
-        return op
 
 
 def drive(flow: Flow[R], storage: Storage, send: Callable[[Any], Any]) -> R:
     """Run a flow with blocking calls (threads)."""
-    steps = _Steps(flow)
-    while (op := steps.next()) is not None:
+    result: Any = None
+    error: BaseException | None = None
+    while True:
         try:
-            if op.name == "sleep":
-                time.sleep(op.args[0])
-            elif op.name == "send":
-                steps.result = send(op.args[0])
-            elif op.name == "read":  # httpx's read(); requests reads on .content
-                getattr(op.args[0], "read", lambda: op.args[0].content)()
+            op = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result = error = None
+        try:
+            name = op[0]
+            if name == "send":
+                result = send(op[1])
+            elif name == "sleep":
+                time.sleep(op[1])
+            elif name == "read":  # httpx's read(); requests reads on .content
+                response = op[1]
+                response.read() if hasattr(response, "read") else response.content
             else:
-                steps.result = getattr(storage, op.name)(*op.args)
+                result = getattr(storage, name)(*op[1:])
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
-            steps.error = exc
-    return steps.value  # type: ignore[no-any-return]
+            error = exc
 
 
 async def adrive(flow: Flow[R], storage: Storage, send: Callable[[Any], Awaitable[Any]]) -> R:
-    """Run a flow with awaits (asyncio); nothing here blocks the event loop."""
-    steps = _Steps(flow)
-    while (op := steps.next()) is not None:
+    """Run a flow with awaits (asyncio); nothing here blocks the event loop. In-process
+    storage steps are short and never wait, so they are called without an await."""
+    prefix = "" if isinstance(storage, MemoryStorage) else "a"
+    result: Any = None
+    error: BaseException | None = None
+    while True:
         try:
-            if op.name == "sleep":
-                await asyncio.sleep(op.args[0])
-            elif op.name == "send":
-                steps.result = await send(op.args[0])
-            elif op.name == "read":
-                await op.args[0].aread()
+            op = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result = error = None
+        try:
+            name = op[0]
+            if name == "send":
+                result = await send(op[1])
+            elif name == "sleep":
+                await asyncio.sleep(op[1])
+            elif name == "read":
+                await op[1].aread()
+            elif prefix:
+                result = await getattr(storage, prefix + name)(*op[1:])
             else:
-                steps.result = await getattr(storage, "a" + op.name)(*op.args)
+                result = getattr(storage, name)(*op[1:])
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
-            steps.error = exc
-    return steps.value  # type: ignore[no-any-return]
+            error = exc

@@ -71,6 +71,7 @@ SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the 
 PROBE_POLL = 0.02  # how often held-back requests look again
 HORIZON = 0.25  # slots set by a learned rate (AIMD, a leaky bucket) are reserved this far ahead
 _new_tuple = tuple.__new__
+_QUIET = Outcome()
 
 
 def _gcra_earliest(tat: float, t: float, cost: float, rate: float, burst: float) -> float:
@@ -111,11 +112,14 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     # A new key, or one idle past what its headers told: one probe learns before the rest go.
     probe = state.seq == 0
     if state.windows and not probe:
-        probe = any(stale(w, now) for w in state.windows.values())
+        for w in state.windows.values():
+            if stale(w, now):
+                probe = True
+                break
     if probe:
         for name, w in list(state.windows.items()):
             state.windows[name] = roll_window(w, now)
-    if config.adaptive is not None and slow_start(state, config):
+    if config.adaptive is not None and not state.windows and slow_start(state, config):
         return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", again=True)
     adaptive = adaptive_on(state, config)
     tats = state.tats
@@ -128,7 +132,8 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
         policy = ""
     # A GCRA bucket only says "not before X", so one pass over them finds the latest X.
     for lim in config.limits:
-        at = _gcra_earliest(tats.get(lim.name, 0.0), t, cost, lim.rate, lim.burst)
+        burst = lim.burst  # _gcra_earliest, inline: this runs once per request and limit
+        at = tats.get(lim.name, 0.0) - (burst - min(cost, burst)) * (1.0 / lim.rate)
         if at > t:
             t, policy = at, lim.name
     if adaptive:
@@ -154,22 +159,31 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
         # then: a pushback's cut (or a bucket's count) then holds for the queue at once.
         at = t - HORIZON
         return Grant(True, at - now, at, state.seq, cost, policy, again=True)
+    _take(state, config, now, t, cost, adaptive)
+    if probe:
+        state.probing_until = t + PROBE_TIMEOUT
+    return _new_tuple(Grant, (True, wait, t, state.seq, cost, policy, False))  # Grant(), fast
+
+
+def _take(
+    state: KeyState, config: KeyConfig, now: float, t: float, cost: float, adaptive: bool
+) -> None:
+    """Book the slot at ``t`` in every policy of the key."""
+    tats = state.tats
     for lim in config.limits:
         tats[lim.name] = max(tats.get(lim.name, 0.0), t) + cost / lim.rate
     if adaptive:
         tats[ADAPTIVE] = max(tats.get(ADAPTIVE, 0.0), t) + cost / (state.rate or 1.0)
-    for name, old in list(state.windows.items()):
+    for name, old in state.windows.items():
         w = roll_window(old, t)
         w.spent += cost
-        state.windows[name] = w
+        if w is not old:  # a value replaced, no key added: safe while iterating
+            state.windows[name] = w
     if state.probe_start == 0.0:
         state.probe_start = now
     state.seq += cost
     state.sent += 1
     state.last_at = t
-    if probe:
-        state.probing_until = t + PROBE_TIMEOUT
-    return Grant(True, wait, t, state.seq, cost, policy)
 
 
 def _acquire_configured(
@@ -235,6 +249,8 @@ def observe(
     if not pushback:
         if status < 500:  # 5xx is neither a success nor a pushback: never speed up on it
             succeed(state, config)
+        if state.rate is None and not obs.errors:
+            return _QUIET  # the common answer, made once
         return Outcome(rate=state.rate, header_errors=obs.errors)
     if obs.retry_after is not None:
         reason, cooldown = "retry_after", min(obs.retry_after, config.max_cooldown)

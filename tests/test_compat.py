@@ -233,3 +233,25 @@ def test_shared_transport_closes_when_the_last_user_is_done():
         assert first.get(api.url + "/c").status_code == 200  # and it opens again on demand
         first.close()
         assert len(pool.connections) == 0
+
+
+def test_arequest_aiohttp_partitions_by_credential():
+    """Session and call headers both count: each token is its own key, the token in none."""
+
+    async def main(url: str, limiter: RateLimiter) -> list[int]:
+        codes = []
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer session-token"}) as s:
+            for headers in (None, {"Authorization": "Bearer call-token"}, None):
+                response = await limiter.arequest_aiohttp(s, "GET", url, headers=headers)
+                codes.append(response.status)
+                response.release()
+        return codes
+
+    with (
+        Upstream("ietf", limit=100, latency=0.0) as up,
+        RateLimiter(partition_by_credentials=True, credential_key="k") as limiter,
+    ):
+        assert asyncio.run(main(up.url, limiter)) == [200, 200, 200]
+        keys = limiter.storage.keys()
+    assert len(keys) == 2 and all("#" in key for key in keys), keys  # the session's, the call's
+    assert not any(token in key for key in keys for token in ("token", "Bearer"))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import http_sf
 import httpx
 from header_helpers import NOW, quotas
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_ratelimit.headers import Quota, parse_headers
+from otel_ratelimit.headers._ietf import _simple_list
 
 
 def test_ietf_multiple_policies_per_field() -> None:
@@ -107,3 +113,34 @@ def test_ietf_plus_retry_after() -> None:
     assert obs.style == "ietf" and obs.retry_after == 30.0
     # generic also reported "default": the earlier (IETF) row wins
     assert obs.quotas == (Quota("default", 100.0, 0.0, 30.0, 60.0),)
+
+
+_NAME = st.one_of(
+    st.from_regex(r'"[ !#-\[\]-~]{0,6}"', fullmatch=True),  # strings, no escapes
+    st.from_regex(r"[A-Za-z*][-a-z0-9:/.*!]{0,5}", fullmatch=True),  # tokens
+    st.from_regex(r"[0-9]{1,17}(\.[0-9]{1,4})?", fullmatch=True),  # numbers, some too long
+    st.sampled_from(['"a\\"b"', "?1", ":aGk=:", "-5", "tok\t"]),  # what only the parser reads
+)
+_PARAMS = st.lists(
+    st.tuples(
+        st.sampled_from(["q", "w", "r", "t", "x-y", "Q"]),
+        st.sampled_from(["1", "60", "2.5", "1234567890123456", "?0", "-1", "", '"s"']),
+        st.sampled_from([";", "; ", " ;"]),
+    ),
+    max_size=3,
+)
+_MEMBER = st.tuples(_NAME, _PARAMS).map(
+    lambda m: m[0] + "".join(f"{sep}{k}={v}" if v else f"{sep}{k}" for k, v, sep in m[1])
+)
+
+
+@given(st.lists(_MEMBER, min_size=1, max_size=3), st.sampled_from([",", ", ", " ,  "]))
+def test_the_fast_list_reader_agrees_with_the_rfc_9651_parser(members, comma) -> None:
+    """Whatever the fast path accepts, the full parser reads the same way (names as text)."""
+    text = comma.join(members)
+    fast = _simple_list(text)
+    if fast is None:
+        return  # left to the parser
+    parsed = http_sf.parse(text.encode("ascii"), tltype="list")  # must not raise
+    assert [(str(item) if not isinstance(item, (int, Decimal)) else item, dict(params))
+            for item, params in parsed] == fast  # fmt: skip

@@ -81,49 +81,6 @@ def test_raise_on_failure_raises_retries_exhausted_with_the_response():
     assert caught.value.response.status_code == 429 and caught.value.attempts == 3
 
 
-def _mock(statuses: list[int], seen: list[str]) -> httpx.MockTransport:
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.method)
-        status = statuses.pop(0)
-        if status == 0:
-            raise httpx.ConnectError("refused", request=request)
-        if status == -1:
-            raise httpx.ReadTimeout("no answer", request=request)
-        return httpx.Response(status)
-
-    return httpx.MockTransport(handler)
-
-
-@pytest.mark.parametrize(
-    ("method", "statuses", "final", "sent"),
-    [
-        ("GET", [504, 200], 200, 2),
-        ("POST", [504, 200], 504, 1),  # the server may have acted on it
-        ("POST", [503, 200], 200, 2),  # it says it did not
-        ("POST", [0, 200], 200, 2),  # never reached the server
-        ("PUT", [-1, 200], 200, 2),
-        ("GET", [500, 200], 500, 1),  # not a configured status
-    ],
-)
-def test_which_answers_are_retried(method, statuses, final, sent):
-    """The flow's rules on one function (a MockTransport stands in for the network)."""
-    seen: list[str] = []
-    config = RetryConfig(base_delay=0.001)
-    limiter = RateLimiter(retry=config, backoff_status_codes=())
-    with limiter.client(transport=_mock(statuses, seen)) as client:
-        assert client.request(method, "http://api.test/x").status_code == final
-    assert seen == [method] * sent
-
-
-def test_a_post_timeout_is_raised_not_retried():
-    seen: list[str] = []
-    with RateLimiter(retry=RetryConfig(base_delay=0.001)).client(
-        transport=_mock([-1, 200], seen)
-    ) as client, pytest.raises(httpx.ReadTimeout):  # fmt: skip
-        client.post("http://api.test/x")
-    assert seen == ["POST"]
-
-
 def test_async_transport_retries_too():
     async def main() -> tuple[list[int], int]:
         with Upstream("429-only", limit=20) as api:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, KeysView
+from functools import lru_cache
 from typing import TypeAlias
 
 from ._model import Quota
@@ -45,6 +46,9 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
     and the keys of the pairs that are no (name, value) at all."""
     fields: dict[str, str | None] = {}
     bad: set[str] = set()
+    raw = getattr(headers, "raw", None)  # httpx's Headers: (bytes, bytes) pairs, not decoded yet
+    if type(raw) is list:
+        return _read_raw(raw, _encoded(reads), fields), bad
     method = getattr(headers, "multi_items", None) or getattr(headers, "items", None)
     pairs = method() if callable(method) else headers
     if type(pairs) is not list and (
@@ -73,6 +77,30 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
             text = None if old is None or text is None else f"{old}, {text}"
         fields[name] = text if text is None or len(text) <= MAX_CHARS else None
     return fields, bad
+
+
+@lru_cache(maxsize=64)
+def _encoded(reads: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(name.encode("latin-1") for name in reads)
+
+
+def _read_raw(
+    raw: list[tuple[bytes, bytes]], reads: frozenset[bytes], fields: dict[str, str | None]
+) -> dict[str, str | None]:
+    """``read_fields`` for raw byte pairs: only the names a row reads are decoded."""
+    for name, value in raw:
+        if (name := name.strip().lower()) not in reads:
+            continue
+        try:
+            text: str | None = value.decode("utf-8")  # _text(), inline: once per field
+        except UnicodeDecodeError:
+            text = None
+        key = name.decode("latin-1")
+        if key in fields:  # a repeated field is one list (RFC 9110 section 5.3)
+            old = fields[key]
+            text = None if old is None or text is None else f"{old}, {text}"
+        fields[key] = text if text is None or len(text) <= MAX_CHARS else None
+    return fields
 
 
 class Context:

@@ -34,6 +34,7 @@ def _shopify(ctx: Context) -> list[Quota] | None:
 
 _FIELDS = ("reset-after", "reset", "limit", "remaining", "used")  # in the order they are read
 _Names: TypeAlias = "tuple[str, str, str, str, str, str]"  # a policy, then its _FIELDS' names
+_Plan: TypeAlias = "tuple[frozenset[str], _Names]"  # the names of one policy, and those in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class _Fields:
     # Derived once from the above, so that a response costs only set and dict lookups.
     groups: tuple[frozenset[str], ...] = _derived(init=False, repr=False, compare=False)
     reads: frozenset[str] = _derived(init=False, repr=False, compare=False)
-    plan: tuple[_Names, ...] = _derived(init=False, repr=False, compare=False)
+    plan: tuple[_Plan, ...] = _derived(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         plan = tuple((p, *(self.name(f, p) for f in _FIELDS)) for p in self.policies)
@@ -60,7 +61,7 @@ class _Fields:
         # "" names a field this vendor lacks: it is never read, so it never matches either.
         object.__setattr__(self, "groups", tuple(frozenset(filter(None, g)) for g in groups))
         object.__setattr__(self, "reads", frozenset(reads - {""}))
-        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "plan", tuple((frozenset(p[1:]) - {""}, p) for p in plan))
 
     def name(self, field: str, policy: str) -> str:
         if not isinstance(self.names, str):
@@ -77,7 +78,9 @@ class _Fields:
         if self.bucket and ctx.bucket is None:
             ctx.bucket = read_token(ctx, self.name(self.bucket, ""))
         quotas = []
-        for policy, reset_after, reset_at, limit, remaining, used in self.plan:
+        for names, (policy, reset_after, reset_at, limit, remaining, used) in self.plan:
+            if ctx.present.isdisjoint(names):
+                continue  # a policy the response does not mention (most rows name several)
             reset = read_reset(ctx, reset_after, "delta") if reset_after else None  # Discord's
             if reset is None:
                 reset = read_reset(ctx, reset_at, self.kind)
