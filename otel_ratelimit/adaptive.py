@@ -31,14 +31,15 @@ def slow_start(state: KeyState, config: KeyConfig) -> bool:
     """Whether an API that announced nothing yet must wait for answers before more goes out.
 
     Until it first pushes back, in-flight requests may only grow by a quarter per round trip
-    (one more per four answers): a sequential caller never waits, while a burst of coroutines
+    (one more per four successes): a sequential caller never waits, while a burst of coroutines
     cannot pour dozens of requests into a limit nobody knows yet. Whatever is in flight when
     the limit is crossed is answered 429, so the growth is kept slow (32 in flight still
-    take only about 16 round trips).
+    take only about 16 round trips). Pushbacks and errors are no progress: an API answering
+    nothing but 429 gets one request at a time, after each pause.
     """
     if config.adaptive is None or state.rate is not None or state.windows or config.limits:
         return False
-    return state.sent - state.answered >= 1 + state.answered // 4
+    return state.sent - state.answered >= 1 + state.probe_ok // 4
 
 
 def adaptive_on(state: KeyState, config: KeyConfig) -> bool:
@@ -68,6 +69,13 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
     if adaptive is None or state.windows:
         return
     if state.rate is None:
+        if not adaptive.initial_rate and (state.probe_ok <= 0 or state.probe_start <= 0):
+            # Nothing measured here yet (the first answer pushed back, or the state is fresh
+            # after an outage): an "estimate" would be 0, i.e. ``min_rate`` for minutes. The
+            # pause the server ordered is the answer; measuring starts again after it, while
+            # the slow start (or the configured limits) still bound what goes out.
+            state.probe_start, state.probe_ok = state.cooldown_until, 0.0
+            return
         # First pushback: the success rate so far, stretched over the pause, is the estimate.
         elapsed = max(now - state.probe_start, 0.0) + cooldown
         measured = state.probe_ok / max(elapsed, 1.0)

@@ -89,6 +89,10 @@ local function decrease(s, cooldown)
   if adaptive == nil or #s.wl > 0 then return end
   local rate
   if s.rate == nil then
+    if not truthy(opt(adaptive.initial_rate)) and (s.probe_ok <= 0 or s.probe_start <= 0) then
+      s.probe_start, s.probe_ok = s.cooldown_until, 0.0
+      return
+    end
     local elapsed = math.max(now - s.probe_start, 0.0) + cooldown
     local measured = s.probe_ok / math.max(elapsed, 1.0)
     local initial = opt(adaptive.initial_rate)
