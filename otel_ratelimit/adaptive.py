@@ -20,10 +20,11 @@ __all__ = [
     "succeed",
 ]
 
-RAMP = 0.1  # rate gained per success while ramping: 10% per second
-PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback...
-PEAK_STEP = 0.25  # ...the rate grows at a quarter of ``increase_step``: each pushback costs a
-# pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often
+RAMP = 0.15  # rate gained per success while ramping: 15% per second
+PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback (either side)...
+PEAK_STEP = 0.1  # ...the rate grows at a tenth of ``increase_step``: each pushback costs a
+# pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often;
+# past the band the limit has moved up, and the rate grows at full speed again
 ADAPTIVE = "~adaptive"  # the name of the learned rate's GCRA bucket
 
 
@@ -57,7 +58,7 @@ def succeed(state: KeyState, config: KeyConfig) -> None:
             rate = state.rate + RAMP
         else:  # additive: ``increase_step`` more per second of healthy traffic
             step = adaptive.increase_step / max(state.rate, 1.0)
-            if state.peak > 0 and state.rate >= state.peak * PEAK_NEAR:
+            if state.peak * PEAK_NEAR <= state.rate <= state.peak / PEAK_NEAR:
                 step *= PEAK_STEP
             rate = state.rate + step
         state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
@@ -79,11 +80,15 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
         # First pushback: the success rate so far, stretched over the pause, is the estimate.
         elapsed = max(now - state.probe_start, 0.0) + cooldown
         measured = state.probe_ok / max(elapsed, 1.0)
-        rate = adaptive.initial_rate or measured
+        rate = state.ramp_from = adaptive.initial_rate or measured
         state.ramping = True
     else:
-        state.peak = state.rate
-        rate = state.rate * adaptive.decrease_factor
+        rate, state.peak = state.rate * adaptive.decrease_factor, state.rate
+        if state.ramping:
+            # A ramp overshoots by what it grew while its first excess was on the way back,
+            # often more than one cut undoes (and every pushback costs a pause): the limit
+            # lies between where the ramp began (it passed) and here; halfway is the guess.
+            rate = min(rate, (state.ramp_from + state.rate) / 2)
         state.ramping = False
     rate = max(rate, adaptive.min_rate)
     state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate

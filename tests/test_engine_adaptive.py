@@ -6,6 +6,7 @@ import math
 import time
 
 import httpx
+import pytest
 
 from otel_ratelimit import RateLimiter
 from otel_ratelimit.engine import KeyConfig, KeyState, acquire, observe
@@ -71,6 +72,28 @@ def test_initial_rate_still_applies_at_a_first_pushback_before_any_success():
     state, config = KeyState(), KeyConfig(adaptive=AdaptiveConfig(initial_rate=3.0))
     observe(state, config, 0.02, _go(state, config, 0.0), 429, NOTHING)
     assert state.rate == 3.0
+
+
+def test_a_ramp_that_overshot_is_cut_halfway_back_to_where_it_began():
+    """The pushback ending the ramp cuts to halfway between the first estimate (it passed) and
+    the rate that drew it, when that is below one ``decrease_factor`` cut; the peak is the rate
+    that drew it. A small overshoot gets the plain cut."""
+    config = KeyConfig(adaptive=AdaptiveConfig(decrease_factor=0.9))
+    for ramp_to, halfway in ((25.0, True), (10.5, False)):
+        state = KeyState(seq=0.5)
+        for i in range(20):  # 20 successes in the first second
+            t = 100.0 + i * 0.05
+            observe(state, config, t, _go(state, config, t), 200, NOTHING)
+        observe(state, config, 101.0, _go(state, config, 101.0), 429, Observation(retry_after=1))
+        assert state.ramping and state.rate == 10.0  # 20 over 1 s and the 1 s pause
+        t = 102.0
+        while state.rate < ramp_to - 1e-9:  # ramping: RAMP more per success
+            t += 0.01
+            observe(state, config, t, _go(state, config, t), 200, NOTHING)
+        observe(state, config, t, _go(state, config, t), 429, NOTHING)
+        assert not state.ramping and state.peak == pytest.approx(ramp_to, abs=0.2)
+        peak = state.peak
+        assert state.rate == pytest.approx((10.0 + peak) / 2 if halfway else peak * 0.9)
 
 
 def test_a_silent_api_whose_first_answer_is_429_is_used_at_its_limit_soon():

@@ -78,7 +78,9 @@ local function succeed(s)
       rate = s.rate + RAMP
     else
       local step = adaptive.increase_step / math.max(s.rate, 1.0)
-      if s.peak > 0 and s.rate >= s.peak * PEAK_NEAR then step = step * PEAK_STEP end
+      if s.peak * PEAK_NEAR <= s.rate and s.rate <= s.peak / PEAK_NEAR then
+        step = step * PEAK_STEP
+      end
       rate = s.rate + step
     end
     s.rate = capped(rate)
@@ -97,10 +99,11 @@ local function decrease(s, cooldown)
     local measured = s.probe_ok / math.max(elapsed, 1.0)
     local initial = opt(adaptive.initial_rate)
     rate = truthy(initial) and initial or measured
+    s.ramp_from = rate
     s.ramping = true
   else
-    s.peak = s.rate
-    rate = s.rate * adaptive.decrease_factor
+    rate, s.peak = s.rate * adaptive.decrease_factor, s.rate
+    if s.ramping then rate = math.min(rate, (s.ramp_from + s.rate) / 2) end
     s.ramping = false
   end
   rate = math.max(rate, adaptive.min_rate)
