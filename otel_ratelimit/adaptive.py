@@ -80,15 +80,16 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
         # First pushback: the success rate so far, stretched over the pause, is the estimate.
         elapsed = max(now - state.probe_start, 0.0) + cooldown
         measured = state.probe_ok / max(elapsed, 1.0)
-        rate = state.ramp_from = adaptive.initial_rate or measured
+        rate = state.peak = adaptive.initial_rate or measured  # where the ramp begins
         state.ramping = True
     else:
-        rate, state.peak = state.rate * adaptive.decrease_factor, state.rate
+        rate = state.rate * adaptive.decrease_factor
         if state.ramping:
             # A ramp overshoots by what it grew while its first excess was on the way back,
             # often more than one cut undoes (and every pushback costs a pause): the limit
             # lies between where the ramp began (it passed) and here; halfway is the guess.
-            rate = min(rate, (state.ramp_from + state.rate) / 2)
+            rate = min(rate, (state.peak + state.rate) / 2)
+        state.peak = state.rate
         state.ramping = False
     rate = max(rate, adaptive.min_rate)
     state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate

@@ -71,7 +71,7 @@ local function decode(raw)
   local d = cjson.decode(raw)
   local s = {seq = d.seq, cooldown_until = d.cooldown_until, strikes = d.strikes,
              tats = d.tats, rate = opt(d.rate), ramping = d.ramping,
-             peak = opt(d.peak) or 0.0, ramp_from = opt(d.ramp_from) or 0.0,
+             peak = opt(d.peak) or 0.0,
              probe_start = d.probe_start, probe_ok = d.probe_ok,
              decrease_seq = d.decrease_seq, last_at = d.last_at,
              probing_until = d.probing_until, sent = d.sent, answered = d.answered,
@@ -86,11 +86,11 @@ end
 
 local function fresh()
   return {seq = 0, cooldown_until = 0, strikes = 0, tats = {}, rate = nil, ramping = false,
-          peak = 0, ramp_from = 0, probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0,
+          peak = 0, probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0,
           probing_until = 0, sent = 0, answered = 0, wl = {}, w = {}}
 end
 
-local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'ramp_from', 'probe_start', 'probe_ok',
+local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'probe_start', 'probe_ok',
                 'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered'}
 
 local function encode(s)

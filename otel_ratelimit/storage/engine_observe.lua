@@ -99,11 +99,12 @@ local function decrease(s, cooldown)
     local measured = s.probe_ok / math.max(elapsed, 1.0)
     local initial = opt(adaptive.initial_rate)
     rate = truthy(initial) and initial or measured
-    s.ramp_from = rate
+    s.peak = rate
     s.ramping = true
   else
-    rate, s.peak = s.rate * adaptive.decrease_factor, s.rate
-    if s.ramping then rate = math.min(rate, (s.ramp_from + s.rate) / 2) end
+    rate = s.rate * adaptive.decrease_factor
+    if s.ramping then rate = math.min(rate, (s.peak + s.rate) / 2) end
+    s.peak = s.rate
     s.ramping = false
   end
   rate = math.max(rate, adaptive.min_rate)
