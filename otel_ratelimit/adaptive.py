@@ -1,8 +1,9 @@
 """AIMD for APIs that announce nothing: learn a rate from their pushbacks.
 
 An API is not slowed until it first pushes back (only a slow start bounds what is in flight
-while nothing is known); then the successes so far give a first estimate, which ramps up
-until the next pushback, after which the rate grows additively and is cut multiplicatively.
+while nothing is known); then the successes so far give a first estimate (none yet: no
+estimate, only the pause), which ramps up until the next pushback cuts it halfway back, after
+which the rate grows additively, slowly near the last pushback, and is cut multiplicatively.
 """
 
 from __future__ import annotations
