@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from ._pools import SharedPools
+from .core import MAX_WAIT_EXTENSION
 from .errors import ConfigurationError, RateLimitExceeded
 from .limiter import RateLimiter
 
 __all__ = [
-    "MAX_WAIT_EXTENSION",
     "RequestClients",
     "RequestState",
     "SharedPools",
@@ -32,8 +32,6 @@ __all__ = [
     "find_exceeded",
     "rejection",
 ]
-
-MAX_WAIT_EXTENSION = "otel_ratelimit.max_wait"  # read by Core.flow: this request's wait budget
 
 
 @dataclass(frozen=True, slots=True)

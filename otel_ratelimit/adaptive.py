@@ -1,8 +1,9 @@
 """AIMD for APIs that announce nothing: learn a rate from their pushbacks.
 
 An API is not slowed until it first pushes back (only a slow start bounds what is in flight
-while nothing is known); then the successes so far give a first estimate, which ramps up
-until the next pushback, after which the rate grows additively and is cut multiplicatively.
+while nothing is known); then the successes so far give a first estimate (none yet: no
+estimate, only the pause), which ramps up until the next pushback cuts it halfway back, after
+which the rate grows additively, slowly near the last pushback, and is cut multiplicatively.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ __all__ = [
     "succeed",
 ]
 
-RAMP = 0.1  # rate gained per success while ramping: 10% per second
-PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback...
-PEAK_STEP = 0.25  # ...the rate grows at a quarter of ``increase_step``: each pushback costs a
-# pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often
+RAMP = 0.15  # rate gained per success while ramping: 15% per second
+PEAK_NEAR = 0.95  # within 5% of the rate that last drew a pushback (either side)...
+PEAK_STEP = 0.1  # ...the rate grows at a tenth of ``increase_step``: each pushback costs a
+# pause (a whole-second Retry-After, often), so the limit is approached slowly, not hit often;
+# past the band the limit has moved up, and the rate grows at full speed again
 ADAPTIVE = "~adaptive"  # the name of the learned rate's GCRA bucket
 
 
@@ -31,14 +33,15 @@ def slow_start(state: KeyState, config: KeyConfig) -> bool:
     """Whether an API that announced nothing yet must wait for answers before more goes out.
 
     Until it first pushes back, in-flight requests may only grow by a quarter per round trip
-    (one more per four answers): a sequential caller never waits, while a burst of coroutines
+    (one more per four successes): a sequential caller never waits, while a burst of coroutines
     cannot pour dozens of requests into a limit nobody knows yet. Whatever is in flight when
     the limit is crossed is answered 429, so the growth is kept slow (32 in flight still
-    take only about 16 round trips).
+    take only about 16 round trips). Pushbacks and errors are no progress: an API answering
+    nothing but 429 gets one request at a time, after each pause.
     """
     if config.adaptive is None or state.rate is not None or state.windows or config.limits:
         return False
-    return state.sent - state.answered >= 1 + state.answered // 4
+    return state.sent - state.answered >= 1 + state.probe_ok // 4
 
 
 def adaptive_on(state: KeyState, config: KeyConfig) -> bool:
@@ -56,7 +59,7 @@ def succeed(state: KeyState, config: KeyConfig) -> None:
             rate = state.rate + RAMP
         else:  # additive: ``increase_step`` more per second of healthy traffic
             step = adaptive.increase_step / max(state.rate, 1.0)
-            if state.peak > 0 and state.rate >= state.peak * PEAK_NEAR:
+            if state.peak * PEAK_NEAR <= state.rate <= state.peak / PEAK_NEAR:
                 step *= PEAK_STEP
             rate = state.rate + step
         state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate
@@ -68,14 +71,26 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
     if adaptive is None or state.windows:
         return
     if state.rate is None:
+        if not adaptive.initial_rate and (state.probe_ok <= 0 or state.probe_start <= 0):
+            # Nothing measured here yet (the first answer pushed back, or the state is fresh
+            # after an outage): an "estimate" would be 0, i.e. ``min_rate`` for minutes. The
+            # pause the server ordered is the answer; measuring starts again after it, while
+            # the slow start (or the configured limits) still bound what goes out.
+            state.probe_start, state.probe_ok = state.cooldown_until, 0.0
+            return
         # First pushback: the success rate so far, stretched over the pause, is the estimate.
         elapsed = max(now - state.probe_start, 0.0) + cooldown
         measured = state.probe_ok / max(elapsed, 1.0)
-        rate = adaptive.initial_rate or measured
+        rate = state.peak = adaptive.initial_rate or measured  # where the ramp begins
         state.ramping = True
     else:
-        state.peak = state.rate
         rate = state.rate * adaptive.decrease_factor
+        if state.ramping:
+            # A ramp overshoots by what it grew while its first excess was on the way back,
+            # often more than one cut undoes (and every pushback costs a pause): the limit
+            # lies between where the ramp began (it passed) and here; halfway is the guess.
+            rate = min(rate, (state.peak + state.rate) / 2)
+        state.peak = state.rate
         state.ramping = False
     rate = max(rate, adaptive.min_rate)
     state.rate = min(rate, adaptive.max_rate) if adaptive.max_rate else rate

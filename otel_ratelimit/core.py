@@ -19,10 +19,12 @@ from .retry import RetriesExhausted, RetryPolicy
 from .storage import MemoryStorage, Storage
 from .telemetry import Telemetry
 
-__all__ = ["COST_EXTENSION", "Core", "Flow", "Op", "adrive", "drive", "key_for"]
+__all__ = ["COST_EXTENSION", "MAX_WAIT_EXTENSION", "Core", "Flow", "Op", "adrive", "drive",
+           "key_for"]  # fmt: skip
 
 R = TypeVar("R")
 COST_EXTENSION = "otel_ratelimit.cost"
+MAX_WAIT_EXTENSION = "otel_ratelimit.max_wait"  # one request's wait budget (a web deadline)
 _NO_ANSWER = Observation()
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -90,8 +92,8 @@ class Core:
         config = self.configure(key)
         labels = self.telemetry.labels(key, request.url.host)
         cost = float(request.extensions.get(COST_EXTENSION, 1))
-        budget = 0.0 if self.raise_on_limit else self.max_wait
-        budget = min(budget, request.extensions.get("otel_ratelimit.max_wait", budget))  # deadline
+        budget = min(self.max_wait, request.extensions.get(MAX_WAIT_EXTENSION, self.max_wait))
+        deadline = time.monotonic() + budget  # one budget for all waits of the request, retries too
         retry, last = self.retry, None
         if retry is not None and attempt == 0:
             retry.sent(key)
@@ -99,7 +101,7 @@ class Core:
             if attempt:
                 self.telemetry.retried(labels)
             try:
-                grant = yield from self._reserve(key, config, labels, cost, budget)
+                grant = yield from self._reserve(key, config, labels, cost, deadline)
             except RateLimitExceeded:
                 if last is None:
                     raise
@@ -107,15 +109,16 @@ class Core:
             try:
                 response = yield from self._send(request, key, config, labels, grant, attempt)
             except Exception as exc:
-                if retry is None or (delay := retry.decide(key, request.method, attempt + 1,
-                                                           error=exc)) is None:  # fmt: skip
+                delay = None if retry is None else retry.decide(key, request.method, attempt + 1,
+                                                                error=exc)  # fmt: skip
+                if delay is None or delay > deadline - time.monotonic():
                     raise
             else:
                 if retry is None or response.status_code not in retry.config.retry_on_status:
                     return response
                 yield ("read", response)  # frees the connection; the body stays readable
                 delay = retry.decide(key, request.method, attempt + 1, status=response.status_code)
-                if delay is None:
+                if delay is None or delay > deadline - time.monotonic():  # past the budget
                     return (yield from self._give_up(response, attempt + 1))
                 last = response
             yield ("sleep", delay)
@@ -129,12 +132,14 @@ class Core:
         yield  # a generator, for ``yield from``
 
     def _reserve(self, key: str, config: KeyConfig, labels: Any, cost: float,
-                 budget: float) -> Flow[Grant]:  # fmt: skip
-        """Wait for a slot (telemetry around it); a cancelled waiter gives its slot back."""
+                 deadline: float) -> Flow[Grant]:  # fmt: skip
+        """Wait, until ``deadline`` at most, for a slot (telemetry around it); a cancelled
+        waiter gives its slot back."""
         tel = self.telemetry
         wait = None  # (start, span) once the request has to wait
         try:
             while True:
+                budget = 0.0 if self.raise_on_limit else max(0.0, deadline - time.monotonic())
                 grant: Grant = yield ("acquire", key, config, cost, budget)
                 if not grant.ok:
                     raise RateLimitExceeded(key, grant.wait)
@@ -144,7 +149,6 @@ class Core:
                     wait = tel.wait_started(labels, grant.policy)
                 if grant.again:  # held back while the key's first request is out
                     yield ("sleep", grant.wait)
-                    budget = max(0.0, budget - grant.wait)  # the wait counts against the budget
                     continue
                 try:
                     yield ("sleep", grant.wait)

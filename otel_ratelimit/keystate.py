@@ -55,7 +55,8 @@ class KeyState:
     windows: dict[str, Window] = field(default_factory=dict)
     rate: float | None = None  # adaptive rate; None until the API first pushes back
     ramping: bool = False  # after the first estimate: grow 10%/s until the next pushback
-    peak: float = 0.0  # the learned rate that last drew a pushback (0: none yet)
+    peak: float = 0.0  # the learned rate that last drew a pushback; while ramping, the first
+    # estimate the ramp began from (0: none yet)
     probe_start: float = 0.0  # when success counting for the first rate estimate began
     probe_ok: float = 0.0
     decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for

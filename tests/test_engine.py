@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_ratelimit.engine import HORIZON, KeyConfig, KeyState, acquire, observe, release
+from otel_ratelimit.engine import HORIZON, PEAK_STEP, KeyConfig, KeyState, acquire, observe, release
 from otel_ratelimit.headers import Observation, Quota
 from otel_ratelimit.limits import AdaptiveConfig, Limit
 
@@ -209,8 +209,9 @@ def test_in_flight_pushbacks_decrease_once():
 
 
 def test_growth_slows_near_the_rate_that_last_drew_a_pushback():
-    """Past its ramp, the rate grows by increase_step per second, a quarter of it within 5% of
-    the rate a pushback last cut (each pushback costs a pause: approach the limit gently)."""
+    """Past its ramp, the rate grows by increase_step per second, PEAK_STEP of it within 5% of
+    the rate a pushback last cut, either side (each pushback costs a pause: approach the limit
+    gently); well past it the limit has moved up, and the growth is whole again."""
     config = KeyConfig(adaptive=AdaptiveConfig(increase_step=1.0, decrease_factor=0.5))
     state = KeyState(seq=0.5, rate=20.0, ramping=False)
     g = acquire(state, config, 0.0, 1, INF)
@@ -219,10 +220,11 @@ def test_growth_slows_near_the_rate_that_last_drew_a_pushback():
     g = acquire(state, config, 5.0, 1, INF)
     observe(state, config, 5.0, g.ticket, 200, NOTHING)
     assert state.rate == pytest.approx(10.1)  # far below the peak: 1.0 / 10 per success
-    state.rate = 19.5
-    g = acquire(state, config, 6.0, 1, INF)
-    observe(state, config, 6.0, g.ticket, 200, NOTHING)
-    assert state.rate == pytest.approx(19.5 + 0.25 / 19.5)  # near it: a quarter
+    for rate, step in ((19.5, PEAK_STEP), (20.5, PEAK_STEP), (21.5, 1.0)):
+        state.rate = rate
+        g = acquire(state, config, 6.0, 1, INF)
+        observe(state, config, 6.0, g.ticket, 200, NOTHING)
+        assert state.rate == pytest.approx(rate + step / rate)
 
 
 def test_a_rate_cut_reaches_callers_queued_behind_the_horizon():

@@ -96,3 +96,18 @@ def test_async_transport_retries_too():
 def test_bad_retry_option_is_named():
     with pytest.raises(ConfigurationError, match="'often'"):
         RateLimiter(retry="often")  # type: ignore[arg-type]
+
+
+def test_retries_share_the_request_s_max_wait():
+    """max_wait bounds every wait of one request, retries included: with a 1 s Retry-After on
+    every answer and max_wait=1.5, one retry fits and a second would not (before, each retry
+    got the whole budget again: 4 attempts in 3.1 s)."""
+    config = RetryConfig(max_retries=3, base_delay=0.01, jitter=0.0, budget=None)
+    with Upstream("retry-after-seconds", limit=0, retry_after=1) as api:
+        limiter = RateLimiter(retry=config, max_wait=1.5, adaptive=False)
+        started = time.monotonic()
+        answer = limiter.request("GET", api.url)
+        elapsed = time.monotonic() - started
+        limiter.close()
+    assert answer.status_code == 429 and api.total == 2
+    assert elapsed < 1.5

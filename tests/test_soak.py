@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ def test_soak_smoke_run_loses_no_call_and_reports_rss(tmp_path):
         [sys.executable, "-W", "error", str(ROOT / "benchmarks" / "soak.py"), "--minutes", "0.15",
          "--processes", "2", "--restarts", "1", "--sample-every", "1", "--out", str(out)],
         capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code, not an installed one
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
     text = out.read_text()

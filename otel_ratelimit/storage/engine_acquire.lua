@@ -57,7 +57,7 @@ end
 
 local function slow_start(s)
   if adaptive == nil or s.rate ~= nil or #s.wl > 0 or #cfg.limits > 0 then return false end
-  return s.sent - s.answered >= 1 + math.floor(s.answered / 4)
+  return s.sent - s.answered >= 1 + math.floor(s.probe_ok / 4)
 end
 
 local function policies(s) -- {name, tat, rate, burst}

@@ -78,7 +78,9 @@ local function succeed(s)
       rate = s.rate + RAMP
     else
       local step = adaptive.increase_step / math.max(s.rate, 1.0)
-      if s.peak > 0 and s.rate >= s.peak * PEAK_NEAR then step = step * PEAK_STEP end
+      if s.peak * PEAK_NEAR <= s.rate and s.rate <= s.peak / PEAK_NEAR then
+        step = step * PEAK_STEP
+      end
       rate = s.rate + step
     end
     s.rate = capped(rate)
@@ -89,14 +91,20 @@ local function decrease(s, cooldown)
   if adaptive == nil or #s.wl > 0 then return end
   local rate
   if s.rate == nil then
+    if not truthy(opt(adaptive.initial_rate)) and (s.probe_ok <= 0 or s.probe_start <= 0) then
+      s.probe_start, s.probe_ok = s.cooldown_until, 0.0
+      return
+    end
     local elapsed = math.max(now - s.probe_start, 0.0) + cooldown
     local measured = s.probe_ok / math.max(elapsed, 1.0)
     local initial = opt(adaptive.initial_rate)
     rate = truthy(initial) and initial or measured
+    s.peak = rate
     s.ramping = true
   else
-    s.peak = s.rate
     rate = s.rate * adaptive.decrease_factor
+    if s.ramping then rate = math.min(rate, (s.peak + s.rate) / 2) end
+    s.peak = s.rate
     s.ramping = false
   end
   rate = math.max(rate, adaptive.min_rate)
