@@ -194,54 +194,67 @@ def key_for(url: _URL) -> str:
     return host if url.port in (None, default) else f"{host}:{url.port}"
 
 
+class _Steps:
+    """Feeds a flow what its last op gave (or raised) and hands out the next op: the generator
+    protocol, shared by both drivers."""
+
+    __slots__ = ("error", "flow", "result", "value")
+
+    def __init__(self, flow: Flow[Any]) -> None:
+        self.flow = flow
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.value: Any = None
+
+    def next(self) -> Op | None:
+        """The next op, or None when the flow returned (its value is in ``value``)."""
+        try:
+            op = self.flow.send(self.result) if self.error is None else self.flow.throw(self.error)
+        except StopIteration as stop:
+            self.value = stop.value
+            return None
+        self.result = self.error = None
+        return op
+
+
 def drive(flow: Flow[R], storage: Storage, send: Callable[[Any], Any]) -> R:
     """Run a flow with blocking calls (threads)."""
-    result: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result = error = None
+    steps = _Steps(flow)
+    while (op := steps.next()) is not None:
         try:
             name = op[0]
             if name == "send":
-                result = send(op[1])
+                steps.result = send(op[1])
             elif name == "sleep":
                 time.sleep(op[1])
             elif name == "read":  # httpx's read(); requests reads on .content
                 response = op[1]
                 response.read() if hasattr(response, "read") else response.content
             else:
-                result = getattr(storage, name)(*op[1:])
+                steps.result = getattr(storage, name)(*op[1:])
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
-            error = exc
+            steps.error = exc
+    return steps.value  # type: ignore[no-any-return]
 
 
 async def adrive(flow: Flow[R], storage: Storage, send: Callable[[Any], Awaitable[Any]]) -> R:
     """Run a flow with awaits (asyncio); nothing here blocks the event loop. In-process
     storage steps are short and never wait, so they are called without an await."""
     prefix = "" if isinstance(storage, MemoryStorage) else "a"
-    result: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result = error = None
+    steps = _Steps(flow)
+    while (op := steps.next()) is not None:
         try:
             name = op[0]
             if name == "send":
-                result = await send(op[1])
+                steps.result = await send(op[1])
             elif name == "sleep":
                 await asyncio.sleep(op[1])
             elif name == "read":
                 await op[1].aread()
             elif prefix:
-                result = await getattr(storage, prefix + name)(*op[1:])
+                steps.result = await getattr(storage, prefix + name)(*op[1:])
             else:
-                result = getattr(storage, name)(*op[1:])
+                steps.result = getattr(storage, name)(*op[1:])
         except BaseException as exc:  # handed to the flow, which re-raises what it can't handle
-            error = exc
+            steps.error = exc
+    return steps.value  # type: ignore[no-any-return]
