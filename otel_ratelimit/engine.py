@@ -119,7 +119,7 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     if probe:
         for name, w in list(state.windows.items()):
             state.windows[name] = roll_window(w, now)
-    if config.adaptive is not None and not state.windows and slow_start(state, config):
+    if config.adaptive is not None and slow_start(state, config):
         return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", again=True)
     adaptive = adaptive_on(state, config)
     tats = state.tats
@@ -132,8 +132,7 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
         policy = ""
     # A GCRA bucket only says "not before X", so one pass over them finds the latest X.
     for lim in config.limits:
-        burst = lim.burst  # _gcra_earliest, inline: this runs once per request and limit
-        at = tats.get(lim.name, 0.0) - (burst - min(cost, burst)) * (1.0 / lim.rate)
+        at = _gcra_earliest(tats.get(lim.name, 0.0), t, cost, lim.rate, lim.burst)
         if at > t:
             t, policy = at, lim.name
     if adaptive:

@@ -71,12 +71,17 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
                 continue
         if (name := name.strip().lower()) not in reads:
             continue  # no row reads it
-        text = value if type(value) is str else _text(value)
-        if name in fields:  # a repeated field is one list (RFC 9110 section 5.3)
-            old = fields[name]
-            text = None if old is None or text is None else f"{old}, {text}"
-        fields[name] = text if text is None or len(text) <= MAX_CHARS else None
+        _add(fields, name, value if type(value) is str else _text(value))
     return fields, bad
+
+
+def _add(fields: dict[str, str | None], name: str, text: str | None) -> None:
+    """Keep one field's text (None: unreadable or oversized); a repeated field is one list
+    (RFC 9110 section 5.3)."""
+    if name in fields:
+        old = fields[name]
+        text = None if old is None or text is None else f"{old}, {text}"
+    fields[name] = text if text is None or len(text) <= MAX_CHARS else None
 
 
 @lru_cache(maxsize=64)
@@ -91,15 +96,7 @@ def _read_raw(
     for name, value in raw:
         if (name := name.strip().lower()) not in reads:
             continue
-        try:
-            text: str | None = value.decode("utf-8")  # _text(), inline: once per field
-        except UnicodeDecodeError:
-            text = None
-        key = name.decode("latin-1")
-        if key in fields:  # a repeated field is one list (RFC 9110 section 5.3)
-            old = fields[key]
-            text = None if old is None or text is None else f"{old}, {text}"
-        fields[key] = text if text is None or len(text) <= MAX_CHARS else None
+        _add(fields, name.decode("latin-1"), _text(value))
     return fields
 
 
