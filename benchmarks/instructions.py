@@ -37,7 +37,12 @@ case, n = sys.argv[1], int(sys.argv[2])
 HEADERS = {"x-ratelimit-limit-requests": "100000000", "x-ratelimit-remaining-requests": "99999999",
            "x-ratelimit-reset-requests": "60s"}
 URL = "http://api.bench.test/items"
-def handler(request): return httpx.Response(200, headers=HEADERS, json={"ok": True})
+SENT = iter(range(10**9))
+def handler(request):  # remaining and reset change on every response, as a real server's do
+    i = next(SENT)
+    headers = {**HEADERS, "x-ratelimit-remaining-requests": str(99_999_999 - i),
+               "x-ratelimit-reset-requests": f"{60 - i % 60000 / 1000:g}s"}
+    return httpx.Response(200, headers=headers, json={"ok": True})
 limiter = RateLimiter()
 limiter.set_limit("api.bench.test", 10**9, "1s", burst=10**9)
 storage, config = MemoryStorage(), KeyConfig(limits=(Limit(10**9, 1, burst=10**9),))
