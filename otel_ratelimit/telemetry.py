@@ -92,13 +92,14 @@ class Telemetry:
 
     # -- hot path --------------------------------------------------------------------
 
-    def labels(self, key: str, host: str) -> Labels:
-        """The attribute sets of ``key`` (``_OTHER`` beyond ``max_series`` keys)."""
+    def labels(self, key: str, url: Any) -> Labels:
+        """The attribute sets of ``key`` (``_OTHER`` beyond ``max_series`` keys); ``url`` (a
+        request's, whose host names the key's server) is read only for a new key."""
         found = self._labels.get(key)
         if found is None:
             if len(self._labels) >= self.max_series:
                 return self._other
-            found = self._labels.setdefault(key, Labels(host, key))
+            found = self._labels.setdefault(key, Labels(url.host, key))
             self._zero(found)
         return found
 
@@ -177,7 +178,7 @@ class Telemetry:
 
     def attempt_started(self, request: Any, labels: Labels, attempt: int) -> Any:
         """Open the CLIENT span of one attempt (None when tracing is off)."""
-        tracer = self.tracer()
+        tracer = self._tracer if time.monotonic() < self._tracer_until else self.tracer()
         if tracer is None:
             return None
         return start_attempt(tracer, request, labels.host, attempt)
