@@ -139,8 +139,12 @@ class Telemetry:
 
     def acquired(self, labels: Labels, wait: tuple[float, Any] | None) -> None:
         """The request got its slot (after ``wait``, when it had to wait)."""
-        with self.m.count_lock:
+        lock = self.m.count_lock
+        lock.acquire()  # not ``with``: half the instructions (see storage/memory.py)
+        try:
             labels.counts[0] += 1
+        finally:
+            lock.release()
         if wait:
             self.m.wait.record(self._end_wait(labels, wait, None), labels.base)
         else:  # no exemplar: a zero wait has no trace worth linking, and sampling one is costly
