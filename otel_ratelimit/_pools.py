@@ -158,6 +158,7 @@ class SharedPools:
         self._async: weakref.WeakKeyDictionary[Any, tuple[Any, AsyncGenerator[None, None]]] = (
             weakref.WeakKeyDictionary()
         )
+        self._last: tuple[weakref.ref[Any], Any] = (weakref.ref(self), None)  # (loop, its pool)
         weakref.finalize(self, _close_sync, self._sync)  # also runs at interpreter exit
 
     def sync(self) -> httpx.BaseTransport:
@@ -173,12 +174,15 @@ class SharedPools:
     def asynchronous(self, inner: Any = None) -> httpx.AsyncBaseTransport:
         """The running event loop's limited async pool, made on first use (around ``inner``)."""
         loop = asyncio.get_running_loop()
-        entry = self._async.get(loop)
-        if entry is None:
-            transport = self.limiter.async_transport(inner)
-            entry = self._async[loop] = (transport, closed_with_the_loop(transport))
-        pool: httpx.AsyncBaseTransport = entry[0]
-        return pool
+        last, pool = self._last  # one loop serves every request: no weak-keyed lookup then
+        if last() is not loop:
+            entry = self._async.get(loop)
+            if entry is None:
+                transport = self.limiter.async_transport(inner)
+                entry = self._async[loop] = (transport, closed_with_the_loop(transport))
+            pool = entry[0]
+            self._last = (weakref.ref(loop), pool)
+        return pool  # type: ignore[no-any-return]
 
     def open_async(self) -> int:
         """How many event loops hold a pool (for tests and diagnostics)."""
@@ -191,6 +195,7 @@ class SharedPools:
 
     async def aclose(self) -> None:
         """Close this event loop's async pool and the sync pool."""
+        self._last = (weakref.ref(self), None)
         entry = self._async.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry[1].aclose()  # its finally closes the pool

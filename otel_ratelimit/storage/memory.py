@@ -48,16 +48,21 @@ class MemoryStorage(LocalClock, SteppedStorage):
         with self._lock:
             return fn(self._state(key), self.now())
 
-    # acquire and observe run once per request each: direct, without the step's closures.
+    # acquire and observe run once per request each: direct, without the step's closures,
+    # and with lock.acquire()/release() rather than ``with``: a lock's __enter__ parses
+    # acquire's arguments, about 1k more instructions a time (callgrind: 1.96k against 0.89k).
     def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """Reserve a slot for ``cost`` on ``key``."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             state = self._states.get(key)
             if state is None:
                 state = self._state(key)
             else:
                 self._states.move_to_end(key)
             return acquire(state, config, self.now(), cost, max_wait)
+        finally:
+            self._lock.release()
 
     async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
         """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
@@ -67,8 +72,11 @@ class MemoryStorage(LocalClock, SteppedStorage):
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
     ) -> Outcome:
         """Fold a response into ``key``."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             return observe(self._state(key), config, self.now(), ticket, status, obs)
+        finally:
+            self._lock.release()
 
     async def aobserve(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
