@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,11 +143,10 @@ class _AsyncScopedTransport(httpx.AsyncBaseTransport):
         self._pool = pool
         self._deadline_at = deadline_at
 
-    def handle_async_request(self, request: httpx.Request) -> Coroutine[Any, Any, httpx.Response]:
-        """Send through the shared pool with what is left of the request's wait budget (the
-        pool's coroutine itself: a coroutine around it would cost every resume one more)."""
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through the shared pool with what is left of the request's wait budget."""
         _budget(request, self._deadline_at)
-        return self._pool.handle_async_request(request)
+        return await self._pool.handle_async_request(request)
 
     async def aclose(self) -> None:
         """Nothing: the pool outlives the request."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -48,11 +48,10 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         self._core = core
         self.inner = inner
 
-    def handle_async_request(self, request: Any) -> Coroutine[Any, Any, Any]:
-        """Send one request within the limits (the driver's coroutine itself, not one more
-        around it: every suspension of the send resumes through each coroutine in the chain)."""
+    async def handle_async_request(self, request: Any) -> Any:
+        """Send one request within the limits."""
         core = self._core
-        return adrive(core.flow(request), core.storage, self.inner.handle_async_request)
+        return await adrive(core.flow(request), core.storage, self.inner.handle_async_request)
 
     async def aclose(self) -> None:
         """Close the inner transport."""
