@@ -55,7 +55,7 @@ def test_drained_room_is_used_at_once_then_at_the_drain_rate():
     for _ in range(45):
         g = acquire(state, CONFIG, 0.05, 1, INF)
         while g.again:  # slots further ahead are decided when they near
-            g = acquire(state, CONFIG, g.at, 1, INF)
+            g = acquire(state, CONFIG, g.at, 1, INF, g.place)
         slots.append(g.at)
     assert all(at < 0.1 for at in slots[:39])  # the 39 left go now, not paced over a window
     gaps = [b - a for a, b in itertools.pairwise(slots[39:])]
@@ -97,14 +97,14 @@ def test_closed_loop_clients_never_overflow_the_bucket(clients, latency, jitter)
     events: list[tuple[float, int, str, object]] = []
     order = itertools.count()
     for _ in range(clients):
-        heapq.heappush(events, (0.0, next(order), "acquire", None))
+        heapq.heappush(events, (0.0, next(order), "acquire", 0.0))
     end = 30.0
     while events:
         t, _, kind, data = heapq.heappop(events)
         if kind == "acquire" and t < end:
-            g = acquire(state, CONFIG, t, 1, INF)
-            if g.again:
-                heapq.heappush(events, (g.at, next(order), "acquire", None))
+            g = acquire(state, CONFIG, t, 1, INF, data)  # type: ignore[arg-type]
+            if g.again:  # back when told, in its place in line
+                heapq.heappush(events, (g.at, next(order), "acquire", g.place))
             else:  # requests reach the server in slot order; answers come back in any order
                 heapq.heappush(events, (g.at + latency, next(order), "arrive", g.ticket))
         elif kind == "arrive":
@@ -114,7 +114,7 @@ def test_closed_loop_clients_never_overflow_the_bucket(clients, latency, jitter)
         elif kind == "response":
             ticket, status, obs = data  # type: ignore[misc]
             observe(state, CONFIG, t, ticket, status, obs)
-            heapq.heappush(events, (t, next(order), "acquire", None))
+            heapq.heappush(events, (t, next(order), "acquire", 0.0))
     assert bucket.rejected == 0
     allowed = 40 + 2 * end
     assert bucket.ok >= 0.9 * allowed

@@ -49,7 +49,9 @@ class MemoryStorage(LocalClock, SteppedStorage):
             return fn(self._state(key), self.now())
 
     # acquire and observe run once per request each: direct, without the step's closures.
-    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    def acquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """Reserve a slot for ``cost`` on ``key``."""
         with self._lock:
             state = self._states.get(key)
@@ -57,11 +59,13 @@ class MemoryStorage(LocalClock, SteppedStorage):
                 state = self._state(key)
             else:
                 self._states.move_to_end(key)
-            return acquire(state, config, self.now(), cost, max_wait)
+            return acquire(state, config, self.now(), cost, max_wait, place)
 
-    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    async def aacquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
-        return self.acquire(key, config, cost, max_wait)
+        return self.acquire(key, config, cost, max_wait, place)
 
     def observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
