@@ -135,16 +135,20 @@ def test_memory_sqlite_and_redis_decide_alike_on_leaky_buckets(redis_url, tmp_pa
         sqlite = SQLiteStorage(f"sqlite:///{tmp_path / f'{seed}.db'}", clock=clock)
         redis_store = RedisStorage(redis_url, clock=clock)
         stores = [MemoryStorage(clock=clock), sqlite, redis_store]
-        held = []
+        held, places, lines = [], [], 0  # places: callers in line, told to ask again
         try:
             for _ in range(80):
                 clock.t += rng.choice([0.0, 0.001, 0.05, 0.3, 1.0, 7.0])
                 step = rng.random()
                 if step < 0.5 or not held:
                     cost, max_wait = rng.choice([1, 1, 2, 0.5]), rng.choice([5.0, INF])
-                    grants = [s.acquire(key, CONFIG, cost, max_wait) for s in stores]
+                    back = places and rng.random() < 0.7  # one in line asks again
+                    place = places.pop(rng.randrange(len(places))) if back else 0.0
+                    grants = [s.acquire(key, CONFIG, cost, max_wait, place) for s in stores]
                     assert grants[0] == grants[1] == grants[2]
                     held += [grants[0]] if grants[0].ok and not grants[0].again else []
+                    places += [grants[0].place] if grants[0].place else []
+                    lines += grants[0].place > 0
                 elif step < 0.9:
                     ticket = held.pop(rng.randrange(len(held))).ticket
                     used = rng.choice([0, 1, 5, 20, 39, 40, 40.0 * rng.random()])
@@ -158,6 +162,7 @@ def test_memory_sqlite_and_redis_decide_alike_on_leaky_buckets(redis_url, tmp_pa
             states = [s.load(key) for s in stores]
             assert states[0] == states[1] == states[2]
             assert any(w.leak > 0 for w in states[0][0].windows.values())
+            assert lines > 0 and states[0][0].line_end > 0  # callers waited in line
         finally:
             sqlite.close()
             redis_store.clear(key)

@@ -49,7 +49,8 @@ obs = st.builds(
     errors=st.integers(0, 2),
 )
 acquire_step = st.tuples(st.just("acquire"), dt, st.sampled_from([1, 1, 2, 0, 5, 0.5]),
-                         st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]))  # fmt: skip
+                         st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]),
+                         st.integers(-3, 9))  # which waiting caller asks again (< 0: a new one)
 observe_step = st.tuples(st.just("observe"), dt,
                          st.sampled_from([200, 200, 200, 429, 429, 503, 500, 404, 0]), obs,
                          st.integers(0, 9))  # fmt: skip
@@ -77,13 +78,16 @@ def test_memory_sqlite_and_redis_decide_alike(config, steps, redis_url, tmp_path
     redis_store = RedisStorage(redis_url, clock=clock)
     stores = [MemoryStorage(clock=clock), sqlite, redis_store]
     held = []  # grants not yet answered or given back
+    places = [1e9]  # places in line of callers told to ask again (and one never issued)
     try:
         for kind, delta, *rest in steps:
             clock.t += delta
             if kind == "acquire":
-                grants = [s.acquire(key, config, rest[0], rest[1]) for s in stores]
+                place = places.pop(rest[2] % len(places)) if rest[2] >= 0 and places else 0.0
+                grants = [s.acquire(key, config, rest[0], rest[1], place) for s in stores]
                 assert grants[0] == grants[1] == grants[2]
                 held += [grants[0]] if grants[0].ok and not grants[0].again else []
+                places += [grants[0].place] if grants[0].place else []
             elif held and kind == "observe":
                 ticket = held.pop(rest[2] % len(held)).ticket
                 outs = [s.observe(key, config, ticket, rest[0], rest[1]) for s in stores]
