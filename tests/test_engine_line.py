@@ -50,11 +50,21 @@ def _run(state, config, arrivals, *, gone=(), late=None, max_wait=INF):
 
 
 def _never_faster(times: list[float], rate: float) -> None:
-    """Between any two slots, at most one more than the rate allows in between."""
+    """AIMD (a bucket of 1): between any two slots, at most one more than the rate allows."""
     times = sorted(times)
     for i in range(len(times)):
         for j in range(i + 1, len(times)):
             assert j - i <= 1 + rate * (times[j] - times[i]) + 1e-6
+
+
+def _never_overflows(times: list[float], rate: float, capacity: float = 40) -> None:
+    """A leaky bucket full at 0 and draining ``rate`` per second never holds more than its
+    capacity: room left unused may go at once, as the server allows."""
+    level, last = capacity, 0.0
+    for t in sorted(times):
+        level = max(0.0, level - rate * (t - last)) + 1
+        last = t
+        assert level <= capacity + 1e-6
 
 
 @pytest.mark.parametrize("kind", ["aimd", "bucket"])
@@ -72,7 +82,7 @@ def test_thirty_two_callers_go_in_arrival_order(kind):
     assert [b - a for a, b in zip(times, times[1:])] == pytest.approx([0.5] * 31)
     waits = [slots[i] - arrivals[i] for i in range(32)]
     assert max(waits) == pytest.approx(32 / 2 - (0 if kind == "bucket" else 0.5), abs=0.05)
-    _never_faster(times, 2.0)
+    (_never_faster if kind == "aimd" else _never_overflows)(times, 2.0)
     assert state.line_end == state.line_served == 32 - (0 if kind == "bucket" else 1)
 
 
@@ -186,7 +196,7 @@ def test_lines_stay_within_the_rate_and_serve_everyone_in_time(rate, gaps, gone,
     assert not refused
     stayed = [i for i in range(n) if i not in gone]
     assert set(stayed) <= set(slots)
-    _never_faster(list(slots.values()), rate)
+    (_never_faster if kind == "aimd" else _never_overflows)(list(slots.values()), rate)
     slack = (len(gone) + 1) * (2 * HORIZON + 1 / rate) + max(lateness) + 1 / rate
     for i in stayed:
         assert slots[i] - arrivals[i] <= (i + 1) / rate + slack
