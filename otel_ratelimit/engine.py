@@ -209,7 +209,7 @@ def _acquire_configured(
     seq = state.seq = state.seq + cost
     state.sent += 1
     state.last_at = t
-    return _new_tuple(Grant, (True, wait, t, seq, cost, policy, False, 0.0))  # Grant(), minus a call
+    return _new_tuple(Grant, (True, wait, t, seq, cost, policy, False, 0.0))  # Grant(), faster
 
 
 def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> None:

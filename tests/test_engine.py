@@ -239,7 +239,8 @@ def test_a_rate_cut_reaches_callers_queued_behind_the_horizon():
     observe(state, config, 0.05, grants[0].ticket, 429, NOTHING)  # cut to 9/s, paused 0.1 s
     assert state.rate == 9.0
     slots = []
-    for g in grants[3:]:  # each comes back when told, in turn, holding its place
+    for waiting in grants[3:]:  # each comes back when told, in turn, holding its place
+        g = waiting
         while g.again:
             g = acquire(state, config, g.at, 1, INF, g.place)
         slots.append(g.at)

@@ -5,6 +5,7 @@ about the line's length over the rate, never faster than the rate allows."""
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 
@@ -79,7 +80,7 @@ def test_thirty_two_callers_go_in_arrival_order(kind):
     order = sorted(slots, key=slots.__getitem__)
     assert order == list(range(32))  # first come, first served
     times = [slots[i] for i in order]
-    assert [b - a for a, b in zip(times, times[1:])] == pytest.approx([0.5] * 31)
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([0.5] * 31)
     waits = [slots[i] - arrivals[i] for i in range(32)]
     assert max(waits) == pytest.approx(32 / 2 - (0 if kind == "bucket" else 0.5), abs=0.05)
     (_never_faster if kind == "aimd" else _never_overflows)(times, 2.0)
@@ -128,7 +129,7 @@ def test_a_caller_that_gives_up_leaves_a_gap_that_heals():
     arrivals = [i * 0.001 for i in range(20)]
     gone = set(range(1, 20, 2))
     slots, refused = _run(_aimd(2.0), AIMD, arrivals, gone=gone)
-    assert not refused and sorted(slots) == [0] + [i for i in range(20) if i not in gone][1:]
+    assert not refused and sorted(slots) == [0, *(i for i in range(20) if i not in gone and i)]
     order = sorted(slots, key=slots.__getitem__)
     assert order == sorted(slots)
     assert max(slots.values()) <= 19 * 0.5 + 10 * HORIZON  # a fair line of 20 needs 9.5 s
@@ -185,8 +186,8 @@ def test_lines_stay_within_the_rate_and_serve_everyone_in_time(rate, gaps, gone,
     if kind == "aimd":
         state, config = _aimd(rate), AIMD
     else:
-        state, config = KeyState(seq=0.5, windows={"default": Window(40, 0.0, 40 / rate, 0.0,
-                                                                     leak=rate)}), BUCKET  # fmt: skip
+        bucket = Window(40, 0.0, 40 / rate, 0.0, leak=rate)  # full at 0
+        state, config = KeyState(seq=0.5, windows={"default": bucket}), BUCKET
     arrivals, t = [], 0.0
     for gap in gaps:
         t += gap
@@ -201,5 +202,5 @@ def test_lines_stay_within_the_rate_and_serve_everyone_in_time(rate, gaps, gone,
     for i in stayed:
         assert slots[i] - arrivals[i] <= (i + 1) / rate + slack
     on_time = [i for i in stayed if lateness[i] == 0]
-    for a, b in zip(on_time, on_time[1:]):
+    for a, b in itertools.pairwise(on_time):
         assert slots[a] <= slots[b] + HORIZON + 2 / rate  # no real jump ahead of the line

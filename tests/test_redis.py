@@ -48,9 +48,13 @@ obs = st.builds(
     retry_after=st.sampled_from([None, None, None, 0.0, 0.5, 2.0, 1000.0]),
     errors=st.integers(0, 2),
 )
-acquire_step = st.tuples(st.just("acquire"), dt, st.sampled_from([1, 1, 2, 0, 5, 0.5]),
-                         st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]),
-                         st.integers(-3, 9))  # which waiting caller asks again (< 0: a new one)
+acquire_step = st.tuples(
+    st.just("acquire"),
+    dt,
+    st.sampled_from([1, 1, 2, 0, 5, 0.5]),
+    st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]),
+    st.integers(-3, 9),  # which caller in line asks again (< 0: a new caller)
+)
 observe_step = st.tuples(st.just("observe"), dt,
                          st.sampled_from([200, 200, 200, 429, 429, 503, 500, 404, 0]), obs,
                          st.integers(0, 9))  # fmt: skip
