@@ -60,10 +60,11 @@ def wait_in_line(
         place = end + cost
     ahead = place - cost - served
     turn = t + ahead / rate if ahead > 0 else t
-    if turn - now <= NEAR:
-        state.line_served = place if place > served else served
-        if new:
-            state.line_end = place
+    if turn - now <= NEAR:  # book ``t`` (unless it is past max_wait: refused, taking nothing)
+        if t - now <= max_wait:
+            state.line_served = place if place > served else served
+            if new:
+                state.line_end = place
         return None
     if turn - now > max_wait:  # too far: refused, and a place at the end is given back
         if not new and place == end and served < end:

@@ -204,3 +204,16 @@ def test_lines_stay_within_the_rate_and_serve_everyone_in_time(rate, gaps, gone,
     on_time = [i for i in stayed if lateness[i] == 0]
     for a, b in itertools.pairwise(on_time):
         assert slots[a] <= slots[b] + HORIZON + 2 / rate  # no real jump ahead of the line
+
+
+def test_a_caller_refused_at_its_turn_takes_nothing():
+    """With no time to wait (``raise_on_limit``: max_wait 0), a caller whose turn is near but
+    whose slot is not free yet is refused, and the line is as it was."""
+    state = _aimd(2.0)
+    acquire(state, AIMD, 0.0, 1, INF)
+    waiting = acquire(state, AIMD, 0.0, 1, INF)
+    before = (state.line_end, state.line_served)
+    assert not acquire(state, AIMD, 0.3, 1, 0.0).ok  # a newcomer: its turn is far
+    assert not acquire(state, AIMD, 0.3, 1, 0.0, waiting.place).ok  # slot at 0.5: not yet
+    assert (state.line_end, state.line_served) == before
+    assert not acquire(state, AIMD, 0.5, 1, 0.0, waiting.place).again  # its slot, at once

@@ -110,8 +110,10 @@ local function wait_in_line(s, t, cost, max_wait, place, rate, policy)
   local turn = t
   if ahead > 0 then turn = t + ahead / rate end
   if turn - now <= NEAR then
-    if place > served then s.line_served = place else s.line_served = served end
-    if new then s.line_end = place end
+    if t - now <= max_wait then
+      if place > served then s.line_served = place else s.line_served = served end
+      if new then s.line_end = place end
+    end
     return nil
   end
   if turn - now > max_wait then
