@@ -93,7 +93,9 @@ def acquire(
 ) -> Grant:
     """Reserve the earliest slot every policy allows; refuse (state untouched) past max_wait.
 
-    ``place`` is the caller's place in line from its previous ``again`` grant (0: none).
+    ``place`` is the caller's place in line from its previous ``again`` grant (0: none). A
+    slot more than ``HORIZON`` ahead on a learned rate is not reserved: the caller gets an
+    ``again`` grant holding a place (line.py); refused, it gives back a place at the line's end.
     """
     if (
         not state.windows
