@@ -19,10 +19,12 @@ ROUNDS = 3
 @pytest.mark.slow
 def test_coroutines_on_a_shopify_bucket_wait_in_line_and_none_gives_up():
     """24 coroutines, 3 requests each, on Shopify's bucket of 40 draining 2/s: once the bucket
-    is full, a fair line holds each request about 24 / 2 = 12 s. With max_wait 15 s nobody is
-    refused and the server answers no 429 (before places in line, waiters told the same time
-    woke together and whoever asked first won: 1-5 of these 72 requests were refused, in
-    three runs, the longest wait 14.5 s)."""
+    is full, a fair line holds each request about 24 / 2 = 12 s. With max_wait 20 s nobody is
+    refused and the server answers no 429. Before places in line, waiters told the same time
+    woke together and whoever asked first won: at max_wait 15 s 1-5 of these 72 requests were
+    refused in each of three runs, at 20 s one run in two refused one (waits up to 19.5 s).
+    The margin is for the bucket's level, learned from answers the server may count out of
+    order under load: that can stretch the line by a few seconds (seen: 17 s)."""
     waits: list[float] = []
     refused: list[RateLimitExceeded] = []
 
@@ -38,7 +40,7 @@ def test_coroutines_on_a_shopify_bucket_wait_in_line_and_none_gives_up():
             waits.append(time.monotonic() - start)
 
     async def main(url: str) -> None:
-        limiter = RateLimiter(max_wait=15.0, retry=False)
+        limiter = RateLimiter(max_wait=20.0, retry=False)
         try:
             async with limiter.async_client(timeout=20.0) as client:
                 await client.get(url)  # first contact: the bucket is learned from headers
