@@ -42,15 +42,15 @@ def run(style: str, workers: int, seed: int) -> tuple[int, int]:
 
     start = rng.random() * 0.05
     for w in range(workers):
-        push(start + w * 0.001, "acquire")
+        push(start + w * 0.001, "acquire", 0.0)
     while events:
         t, _, kind, payload = heapq.heappop(events)
         if t > DURATION + 1:
             break
         if kind == "acquire":
-            g = acquire(state, config, t, 1, MAX_WAIT)
-            if not g.ok or g.again:
-                push(t + (g.wait if g.ok else 0.01), "acquire")
+            g = acquire(state, config, t, 1, MAX_WAIT, payload)  # type: ignore[arg-type]
+            if not g.ok or g.again:  # a caller told to come back keeps its place in line
+                push(t + (g.wait if g.ok else 0.01), "acquire", g.place)
             else:
                 push(t + g.wait + rng.uniform(0, 0.002), "arrive", g)
         elif kind == "arrive":  # the upstream decides halfway through the latency
@@ -72,7 +72,7 @@ def run(style: str, workers: int, seed: int) -> tuple[int, int]:
         else:
             grant, status, retry_after = payload  # type: ignore[misc]
             observe(state, config, t, grant.ticket, status, Observation(retry_after=retry_after))
-            push(t + 0.0005, "acquire")
+            push(t + 0.0005, "acquire", 0.0)
     return ok, rejected
 
 

@@ -156,17 +156,19 @@ class Core:
         waiter gives its slot back."""
         tel = self.telemetry
         wait = None  # (start, span) once the request has to wait
+        place = 0.0  # a place in line, kept from one ``again`` to the next
         try:
             while True:
                 budget = 0.0 if self.raise_on_limit else max(0.0, deadline - time.monotonic())
-                grant: Grant = yield ("acquire", key, config, cost, budget)
+                grant: Grant = yield ("acquire", key, config, cost, budget, place)
                 if not grant.ok:
                     raise RateLimitExceeded(key, grant.wait)
                 if grant.wait <= 0 and not grant.again:
                     break
                 if wait is None:
                     wait = tel.wait_started(labels, grant.policy)
-                if grant.again:  # held back while the key's first request is out
+                if grant.again:  # held back (a probe is out, or in line for a learned rate)
+                    place = grant.place
                     yield ("sleep", grant.wait)
                     continue
                 try:

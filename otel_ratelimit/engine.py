@@ -29,6 +29,7 @@ from .adaptive import (
 )
 from .headers import Observation
 from .keystate import Grant, KeyConfig, KeyState, Outcome, Window
+from .line import HORIZON, learned, line_rate, wait_in_line
 from .windows import (
     DEFAULT_RESET,
     LEAK_MATCH,
@@ -69,7 +70,6 @@ PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others
 SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server then counts
 # them in ticket order, which the in-flight correction relies on (ties reorder, under-count)
 PROBE_POLL = 0.02  # how often held-back requests look again
-HORIZON = 0.25  # slots set by a learned rate (AIMD, a leaky bucket) are reserved this far ahead
 _new_tuple = tuple.__new__
 _QUIET = Outcome()
 
@@ -80,14 +80,6 @@ def _gcra_earliest(tat: float, t: float, cost: float, rate: float, burst: float)
     return max(t, tat - (burst - min(cost, burst)) * interval)
 
 
-def _learned(state: KeyState, policy: str) -> bool:
-    """Whether the policy that set a slot is a learned rate: AIMD's or a leaky bucket's."""
-    if policy == ADAPTIVE:
-        return True
-    w = state.windows.get(policy)
-    return w is not None and w.leak > 0
-
-
 def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, float, float]]:
     """The GCRA policies in force: (name, tat, rate, burst)."""
     out = [(lim.name, state.tats.get(lim.name, 0.0), lim.rate, lim.burst) for lim in config.limits]
@@ -96,8 +88,15 @@ def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, floa
     return out
 
 
-def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wait: float) -> Grant:
-    """Reserve the earliest slot every policy allows; refuse (state untouched) past max_wait."""
+def acquire(
+    state: KeyState, config: KeyConfig, now: float, cost: float, max_wait: float, place: float = 0.0
+) -> Grant:
+    """Reserve the earliest slot every policy allows; refuse (state untouched) past max_wait.
+
+    ``place`` is the caller's place in line from its previous ``again`` grant (0: none). A
+    slot more than ``HORIZON`` ahead on a learned rate is not reserved: the caller gets an
+    ``again`` grant holding a place (line.py); refused, it gives back a place at the line's end.
+    """
     if (
         not state.windows
         and config.adaptive is None
@@ -108,7 +107,7 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
     ):
         return _acquire_configured(state, config, now, cost, max_wait)
     if now < state.probing_until:
-        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "probe", again=True)
+        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "probe", True, place)
     # A new key, or one idle past what its headers told: one probe learns before the rest go.
     probe = state.seq == 0
     if state.windows and not probe:
@@ -120,7 +119,7 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
         for name, w in list(state.windows.items()):
             state.windows[name] = roll_window(w, now)
     if config.adaptive is not None and slow_start(state, config):
-        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", again=True)
+        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", True, place)
     adaptive = adaptive_on(state, config)
     tats = state.tats
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
@@ -145,23 +144,28 @@ def acquire(state: KeyState, config: KeyConfig, now: float, cost: float, max_wai
             at, again = window_earliest(w, t, cost)
             if again:
                 ok = at - now <= max_wait
-                return Grant(ok, at - now, at, state.seq, cost, name, again=True)
+                return Grant(ok, at - now, at, state.seq, cost, name, True, place if ok else 0.0)
             if at > t:
                 t, policy, moved = at, name, True
         if not moved:
             break
     wait = t - now
+    if state.line_end > state.line_served or (wait > HORIZON and learned(state, policy)):
+        # A slot far ahead on a learned rate is decided when it nears, on what is known by
+        # then (a pushback's cut, a bucket's count), and callers wait for it in line.
+        rate = line_rate(state, adaptive, policy)
+        if rate > 0:
+            grant = wait_in_line(state, now, t, cost, max_wait, place, rate, policy)
+            if grant is not None:
+                return grant
+        else:
+            state.line_served = state.line_end  # nothing learned any more: no line to keep
     if wait > max_wait:
         return Grant(False, wait, t, state.seq, cost, policy)
-    if wait > HORIZON and _learned(state, policy):
-        # A slot far ahead on a learned rate is decided when it nears, on what is known by
-        # then: a pushback's cut (or a bucket's count) then holds for the queue at once.
-        at = t - HORIZON
-        return Grant(True, at - now, at, state.seq, cost, policy, again=True)
     _take(state, config, now, t, cost, adaptive)
     if probe:
         state.probing_until = t + PROBE_TIMEOUT
-    return _new_tuple(Grant, (True, wait, t, state.seq, cost, policy, False))  # Grant(), fast
+    return _new_tuple(Grant, (True, wait, t, state.seq, cost, policy, False, 0.0))  # Grant(), fast
 
 
 def _take(
@@ -207,7 +211,7 @@ def _acquire_configured(
     seq = state.seq = state.seq + cost
     state.sent += 1
     state.last_at = t
-    return _new_tuple(Grant, (True, wait, t, seq, cost, policy, False))  # Grant(), minus a call
+    return _new_tuple(Grant, (True, wait, t, seq, cost, policy, False, 0.0))  # Grant(), faster
 
 
 def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> None:

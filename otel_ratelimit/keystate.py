@@ -64,6 +64,8 @@ class KeyState:
     probing_until: float = 0.0  # a probe is out: others look again until its answer (or this)
     sent: int = 0  # requests admitted
     answered: int = 0  # requests whose response (or failure, or cancellation) came back
+    line_end: float = 0.0  # places in line issued so far, in cost (see line.py)
+    line_served: float = 0.0  # the highest place that booked its slot (or was skipped)
 
 
 class Grant(NamedTuple):
@@ -79,6 +81,7 @@ class Grant(NamedTuple):
     cost: float
     policy: str  # the policy that decided the wait ("" when nothing made it wait)
     again: bool = False  # nothing reserved: sleep ``wait`` and ask again (first contact)
+    place: float = 0.0  # the caller's place in line, to pass to its next acquire (0: none)
 
 
 @dataclass(frozen=True, slots=True)

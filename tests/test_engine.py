@@ -228,18 +228,23 @@ def test_growth_slows_near_the_rate_that_last_drew_a_pushback():
 
 
 def test_a_rate_cut_reaches_callers_queued_behind_the_horizon():
-    """Callers queued on a learned rate hold slots at most HORIZON ahead; the rest ask again,
-    so a pushback's cut and pause apply to them instead of to slots handed out before it."""
+    """Callers queued on a learned rate hold slots at most HORIZON ahead; the rest take places
+    in line and ask again, so a pushback's cut and pause re-space the whole line."""
     state, config = KeyState(seq=0.5, rate=10.0), KeyConfig(adaptive=AdaptiveConfig())
     grants = [acquire(state, config, 0.0, 1, INF) for _ in range(10)]
     assert [g.at for g in grants[:3]] == pytest.approx([0.0, 0.1, 0.2])  # reserved
-    assert all(g.again and g.at == pytest.approx(0.3 - HORIZON) for g in grants[3:])
+    assert all(g.again for g in grants[3:])  # in line: places 1..7, turns 0.1 s apart
+    assert [g.place for g in grants[3:]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [g.at for g in grants[3:]] == pytest.approx([0.3 + i / 10 - HORIZON for i in range(7)])
     observe(state, config, 0.05, grants[0].ticket, 429, NOTHING)  # cut to 9/s, paused 0.1 s
     assert state.rate == 9.0
-    g = acquire(state, config, 0.05, 1, INF)
-    while g.again:
-        g = acquire(state, config, g.at, 1, INF)
-    assert g.at == pytest.approx(0.2 + 1 / 9)  # after the last slot handed out, at the new rate
+    slots = []
+    for waiting in grants[3:]:  # each comes back when told, in turn, holding its place
+        g = waiting
+        while g.again:
+            g = acquire(state, config, g.at, 1, INF, g.place)
+        slots.append(g.at)
+    assert slots == pytest.approx([0.2 + i / 9 for i in range(1, 8)])  # the new rate, in order
 
 
 def test_very_low_rate_still_admits_every_twenty_seconds():
@@ -254,7 +259,7 @@ def test_very_low_rate_still_admits_every_twenty_seconds():
         g = acquire(state, config, 0.0, 1, INF)
         while g.again:  # a slot far ahead on a learned rate is decided when it nears
             assert g.ok and g.at == pytest.approx((times[-1] if times else 0.0) + 20 - HORIZON)
-            g = acquire(state, config, g.at, 1, INF)
+            g = acquire(state, config, g.at, 1, INF, g.place)
         times.append(g.at)
     assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [20.0] * 3
 

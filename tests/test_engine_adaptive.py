@@ -28,7 +28,7 @@ def _go(state: KeyState, config: KeyConfig, now: float) -> float:
     for _ in range(1000):
         if not g.again:
             return g.ticket
-        g = acquire(state, config, g.at, 1, INF)
+        g = acquire(state, config, g.at, 1, INF, g.place)
     raise AssertionError(f"still held back: {g}")
 
 

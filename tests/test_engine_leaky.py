@@ -55,7 +55,7 @@ def test_drained_room_is_used_at_once_then_at_the_drain_rate():
     for _ in range(45):
         g = acquire(state, CONFIG, 0.05, 1, INF)
         while g.again:  # slots further ahead are decided when they near
-            g = acquire(state, CONFIG, g.at, 1, INF)
+            g = acquire(state, CONFIG, g.at, 1, INF, g.place)
         slots.append(g.at)
     assert all(at < 0.1 for at in slots[:39])  # the 39 left go now, not paced over a window
     gaps = [b - a for a, b in itertools.pairwise(slots[39:])]
@@ -97,14 +97,14 @@ def test_closed_loop_clients_never_overflow_the_bucket(clients, latency, jitter)
     events: list[tuple[float, int, str, object]] = []
     order = itertools.count()
     for _ in range(clients):
-        heapq.heappush(events, (0.0, next(order), "acquire", None))
+        heapq.heappush(events, (0.0, next(order), "acquire", 0.0))
     end = 30.0
     while events:
         t, _, kind, data = heapq.heappop(events)
         if kind == "acquire" and t < end:
-            g = acquire(state, CONFIG, t, 1, INF)
-            if g.again:
-                heapq.heappush(events, (g.at, next(order), "acquire", None))
+            g = acquire(state, CONFIG, t, 1, INF, data)  # type: ignore[arg-type]
+            if g.again:  # back when told, in its place in line
+                heapq.heappush(events, (g.at, next(order), "acquire", g.place))
             else:  # requests reach the server in slot order; answers come back in any order
                 heapq.heappush(events, (g.at + latency, next(order), "arrive", g.ticket))
         elif kind == "arrive":
@@ -114,7 +114,7 @@ def test_closed_loop_clients_never_overflow_the_bucket(clients, latency, jitter)
         elif kind == "response":
             ticket, status, obs = data  # type: ignore[misc]
             observe(state, CONFIG, t, ticket, status, obs)
-            heapq.heappush(events, (t, next(order), "acquire", None))
+            heapq.heappush(events, (t, next(order), "acquire", 0.0))
     assert bucket.rejected == 0
     allowed = 40 + 2 * end
     assert bucket.ok >= 0.9 * allowed
@@ -135,16 +135,20 @@ def test_memory_sqlite_and_redis_decide_alike_on_leaky_buckets(redis_url, tmp_pa
         sqlite = SQLiteStorage(f"sqlite:///{tmp_path / f'{seed}.db'}", clock=clock)
         redis_store = RedisStorage(redis_url, clock=clock)
         stores = [MemoryStorage(clock=clock), sqlite, redis_store]
-        held = []
+        held, places, lines = [], [], 0  # places: callers in line, told to ask again
         try:
             for _ in range(80):
                 clock.t += rng.choice([0.0, 0.001, 0.05, 0.3, 1.0, 7.0])
                 step = rng.random()
                 if step < 0.5 or not held:
                     cost, max_wait = rng.choice([1, 1, 2, 0.5]), rng.choice([5.0, INF])
-                    grants = [s.acquire(key, CONFIG, cost, max_wait) for s in stores]
+                    back = places and rng.random() < 0.7  # one in line asks again
+                    place = places.pop(rng.randrange(len(places))) if back else 0.0
+                    grants = [s.acquire(key, CONFIG, cost, max_wait, place) for s in stores]
                     assert grants[0] == grants[1] == grants[2]
                     held += [grants[0]] if grants[0].ok and not grants[0].again else []
+                    places += [grants[0].place] if grants[0].place else []
+                    lines += grants[0].place > 0
                 elif step < 0.9:
                     ticket = held.pop(rng.randrange(len(held))).ticket
                     used = rng.choice([0, 1, 5, 20, 39, 40, 40.0 * rng.random()])
@@ -158,6 +162,7 @@ def test_memory_sqlite_and_redis_decide_alike_on_leaky_buckets(redis_url, tmp_pa
             states = [s.load(key) for s in stores]
             assert states[0] == states[1] == states[2]
             assert any(w.leak > 0 for w in states[0][0].windows.values())
+            assert lines > 0 and states[0][0].line_end > 0  # callers waited in line
         finally:
             sqlite.close()
             redis_store.clear(key)

@@ -5,6 +5,7 @@ test_redis_connect.py, outages in test_redis_outage.py and test_redis_policies.p
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import uuid
 
@@ -22,6 +23,7 @@ from otel_ratelimit.headers import Observation, Quota  # noqa: E402
 from otel_ratelimit.limits import AdaptiveConfig, Limit  # noqa: E402
 from otel_ratelimit.storage import MemoryStorage, SQLiteStorage  # noqa: E402
 from otel_ratelimit.storage.redis import PREFIX, RedisStorage  # noqa: E402
+from otel_ratelimit.storage.sqlite import _dump, _load  # noqa: E402
 from otel_ratelimit.testing import Upstream  # noqa: E402
 
 CONFIGS = [
@@ -48,8 +50,13 @@ obs = st.builds(
     retry_after=st.sampled_from([None, None, None, 0.0, 0.5, 2.0, 1000.0]),
     errors=st.integers(0, 2),
 )
-acquire_step = st.tuples(st.just("acquire"), dt, st.sampled_from([1, 1, 2, 0, 5, 0.5]),
-                         st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]))  # fmt: skip
+acquire_step = st.tuples(
+    st.just("acquire"),
+    dt,
+    st.sampled_from([1, 1, 2, 0, 5, 0.5]),
+    st.sampled_from([0.0, 0.5, 5.0, math.inf, math.inf]),
+    st.integers(-3, 9),  # which caller in line asks again (< 0: a new caller)
+)
 observe_step = st.tuples(st.just("observe"), dt,
                          st.sampled_from([200, 200, 200, 429, 429, 503, 500, 404, 0]), obs,
                          st.integers(0, 9))  # fmt: skip
@@ -77,13 +84,16 @@ def test_memory_sqlite_and_redis_decide_alike(config, steps, redis_url, tmp_path
     redis_store = RedisStorage(redis_url, clock=clock)
     stores = [MemoryStorage(clock=clock), sqlite, redis_store]
     held = []  # grants not yet answered or given back
+    places = [1e9]  # places in line of callers told to ask again (and one never issued)
     try:
         for kind, delta, *rest in steps:
             clock.t += delta
             if kind == "acquire":
-                grants = [s.acquire(key, config, rest[0], rest[1]) for s in stores]
+                place = places.pop(rest[2] % len(places)) if rest[2] >= 0 and places else 0.0
+                grants = [s.acquire(key, config, rest[0], rest[1], place) for s in stores]
                 assert grants[0] == grants[1] == grants[2]
                 held += [grants[0]] if grants[0].ok and not grants[0].again else []
+                places += [grants[0].place] if grants[0].place else []
             elif held and kind == "observe":
                 ticket = held.pop(rest[2] % len(held)).ticket
                 outs = [s.observe(key, config, ticket, rest[0], rest[1]) for s in stores]
@@ -237,3 +247,31 @@ def test_async_client_end_to_end(redis_url):
     with Upstream("github", limit=3, window=1.0) as up:
         assert asyncio.run(main(up.url)) == [200] * 5
         assert up.rejected == 0
+
+
+def test_state_stored_before_places_in_line_loads_on_every_store(redis_url, tmp_path):
+    """A key saved without ``line_end``/``line_served`` (an older version) loads as an empty
+    line on SQLite and Redis, and the Lua engine queues on it as the Python one does."""
+    clock, key = FakeClock(), f"old-{uuid.uuid4()}"
+    config = KeyConfig(adaptive=AdaptiveConfig())
+    redis_store, admin = RedisStorage(redis_url, clock=clock), redis.Redis.from_url(redis_url)
+    try:
+        redis_store.acquire(key, config, 1, math.inf)  # the probe
+        redis_store.observe(key, config, 1, 200, Observation())
+        old = json.loads(admin.get(f"{PREFIX}{key}}}"))
+        assert old.pop("line_end") == old.pop("line_served") == 0
+        old["rate"] = 2.0  # a learned rate: callers past the horizon wait in line
+        admin.set(f"{PREFIX}{key}}}", json.dumps(old))
+        memory = MemoryStorage(clock=clock)
+        memory._states[key] = state = redis_store.load(key)[0]
+        assert (state.line_end, state.line_served) == (0.0, 0.0)
+        for store in (memory, redis_store):
+            grants = [store.acquire(key, config, 1, math.inf) for _ in range(3)]
+            assert [g.again for g in grants] == [False, True, True]
+            assert [g.place for g in grants] == [0.0, 1.0, 2.0]
+        assert memory.load(key) == redis_store.load(key)
+        sqlite_old = json.loads(_dump(state))
+        del sqlite_old["line_end"], sqlite_old["line_served"]
+        assert _load(json.dumps(sqlite_old)).line_end == 0.0
+    finally:
+        redis_store.clear(key), redis_store.close(), admin.close()

@@ -22,7 +22,9 @@ class Storage(Protocol):
 
     shared: bool  # whether other processes see the same state
 
-    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    def acquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """Reserve a slot for ``cost`` on ``key`` (see ``engine.acquire``)."""
 
     def observe(
@@ -33,7 +35,9 @@ class Storage(Protocol):
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """Give back a slot that was never used."""
 
-    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    async def aacquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """``acquire`` for async code: never blocks the event loop."""
 
     async def aobserve(
@@ -85,9 +89,11 @@ class SteppedStorage:
     async def _astep(self, key: str, fn: Callable[[KeyState, float], T]) -> T:
         return self._step(key, fn)  # a short in-process step: it does not block the loop
 
-    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    def acquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """Reserve a slot for ``cost`` on ``key``."""
-        return self._step(key, partial(_acquire, config, cost, max_wait))
+        return self._step(key, partial(_acquire, config, cost, max_wait, place))
 
     def observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
@@ -99,9 +105,11 @@ class SteppedStorage:
         """Give back a slot that was never used."""
         self._step(key, partial(_release, config, grant))
 
-    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    async def aacquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """``acquire`` for async code."""
-        return await self._astep(key, partial(_acquire, config, cost, max_wait))
+        return await self._astep(key, partial(_acquire, config, cost, max_wait, place))
 
     async def aobserve(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
@@ -114,8 +122,10 @@ class SteppedStorage:
         await self._astep(key, partial(_release, config, grant))
 
 
-def _acquire(config: KeyConfig, cost: float, max_wait: float, s: KeyState, now: float) -> Grant:
-    return engine.acquire(s, config, now, cost, max_wait)
+def _acquire(
+    config: KeyConfig, cost: float, max_wait: float, place: float, s: KeyState, now: float
+) -> Grant:
+    return engine.acquire(s, config, now, cost, max_wait, place)
 
 
 def _observe(

@@ -9,7 +9,7 @@
 -- ARGV[1]  "acquire" | "observe" | "release" | "load"
 -- ARGV[2]  the KeyConfig as JSON (see redis.py: _config_json)
 -- ARGV[3]  the time, or "" for the server's clock (TIME)
--- ARGV[4+] acquire: cost, max_wait | observe: ticket, status, observation JSON
+-- ARGV[4+] acquire: cost, max_wait, place | observe: ticket, status, observation JSON
 --          release: grant.at, grant.cost
 --
 -- Numbers travel as text: arguments in Python's repr, results and the stored state in %.17g,
@@ -55,7 +55,7 @@ end
 local K = cfg.k -- engine constants, sent by Python so the two engines cannot drift apart
 local PACE_BURST, PACE_SPAN, DEFAULT_RESET = K[1], K[2], K[3]
 local PROBE_TIMEOUT, PROBE_POLL, RAMP, SPACING = K[4], K[5], K[6], K[7]
-local LEAK_MATCH, HORIZON, PEAK_NEAR, PEAK_STEP = K[8], K[9], K[10], K[11]
+local LEAK_MATCH, HORIZON, PEAK_NEAR, PEAK_STEP, NEAR = K[8], K[9], K[10], K[11], K[12]
 local adaptive = opt(cfg.adaptive)
 local codes = {}
 for _, code in ipairs(cfg.codes) do codes[code] = true end
@@ -75,6 +75,7 @@ local function decode(raw)
              probe_start = d.probe_start, probe_ok = d.probe_ok,
              decrease_seq = d.decrease_seq, last_at = d.last_at,
              probing_until = d.probing_until, sent = d.sent, answered = d.answered,
+             line_end = d.line_end or 0.0, line_served = d.line_served or 0.0,
              wl = {}, w = {}}
   for _, w in ipairs(d.windows) do
     s.wl[#s.wl + 1] = w.name
@@ -87,11 +88,13 @@ end
 local function fresh()
   return {seq = 0, cooldown_until = 0, strikes = 0, tats = {}, rate = nil, ramping = false,
           peak = 0, probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0,
-          probing_until = 0, sent = 0, answered = 0, wl = {}, w = {}}
+          probing_until = 0, sent = 0, answered = 0, line_end = 0, line_served = 0,
+          wl = {}, w = {}}
 end
 
 local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'probe_start', 'probe_ok',
-                'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered'}
+                'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered', 'line_end',
+                'line_served'}
 
 local function encode(s)
   local out = {}

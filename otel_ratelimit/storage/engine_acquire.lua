@@ -71,14 +71,65 @@ local function policies(s) -- {name, tat, rate, burst}
   return out
 end
 
--- A Grant as {ok, wait, at, ticket, policy, again}; Python adds the cost it passed.
-local function grant(ok, wait, at, ticket, policy, again)
-  return {ok and 1 or 0, fmt(wait), fmt(at), fmt(ticket), policy, again and 1 or 0}
+-- A Grant as {ok, wait, at, ticket, policy, again, place}; Python adds the cost it passed.
+local function grant(ok, wait, at, ticket, policy, again, place)
+  return {ok and 1 or 0, fmt(wait), fmt(at), fmt(ticket), policy, again and 1 or 0,
+          fmt(place or 0.0)}
 end
 
-local function acquire(s, cost, max_wait)
+-- line.py: a place in line for callers waiting on a learned rate
+
+local function learned(s, policy)
+  if policy == ADAPTIVE then return true end
+  local w = s.w[policy]
+  return w ~= nil and w.leak > 0
+end
+
+local function line_rate(s, adaptive_on, adaptive_rate, policy)
+  if adaptive_on then return adaptive_rate end
+  local w = s.w[policy]
+  if w ~= nil and w.leak > 0 then return w.leak end
+  for _, name in ipairs(s.wl) do
+    if s.w[name].leak > 0 then return s.w[name].leak end
+  end
+  return 0.0
+end
+
+local function wait_in_line(s, t, cost, max_wait, place, rate, policy)
+  local served, stop = s.line_served, s.line_end
+  if stop > served and t <= now then
+    local late = now - math.max(s.last_at + cost / rate, s.cooldown_until) - HORIZON
+    if late > 0 then
+      served = math.min(stop, served + late * rate)
+      if served >= stop then s.line_served = served end
+    end
+  end
+  local new = place <= 0 or place > stop
+  if new then place = stop + cost end
+  local ahead = place - cost - served
+  local turn = t
+  if ahead > 0 then turn = t + ahead / rate end
+  if turn - now <= NEAR then
+    if t - now <= max_wait then
+      if place > served then s.line_served = place else s.line_served = served end
+      if new then s.line_end = place end
+    end
+    return nil
+  end
+  if turn - now > max_wait then
+    if not new and place == stop and served < stop then
+      s.line_end = math.max(stop - cost, s.line_served)
+    end
+    return grant(false, turn - now, turn, s.seq, policy, false)
+  end
+  if new then s.line_end = place end
+  local at = turn - HORIZON
+  return grant(true, at - now, at, s.seq, policy, true, place)
+end
+
+local function acquire(s, cost, max_wait, place)
   if now < s.probing_until then
-    return grant(true, PROBE_POLL, now + PROBE_POLL, s.seq, 'probe', true)
+    return grant(true, PROBE_POLL, now + PROBE_POLL, s.seq, 'probe', true, place)
   end
   local probe = s.seq == 0
   for _, name in ipairs(s.wl) do
@@ -88,7 +139,7 @@ local function acquire(s, cost, max_wait)
     for _, name in ipairs(s.wl) do s.w[name] = roll_window(s.w[name], now) end
   end
   if slow_start(s) then
-    return grant(true, PROBE_POLL, now + PROBE_POLL, s.seq, 'slow_start', true)
+    return grant(true, PROBE_POLL, now + PROBE_POLL, s.seq, 'slow_start', true, place)
   end
   local windowed = #s.wl > 0
   local adaptive_on = adaptive ~= nil and s.rate ~= nil and not windowed
@@ -111,19 +162,24 @@ local function acquire(s, cost, max_wait)
     for _, name in ipairs(s.wl) do
       local at, again = window_earliest(s.w[name], t, cost)
       if again then
-        return grant(at - now <= max_wait, at - now, at, s.seq, name, true)
+        local ok = at - now <= max_wait
+        return grant(ok, at - now, at, s.seq, name, true, ok and place or 0.0)
       end
       if at > t then t, policy, moved = at, name, true end
     end
     if not moved then break end
   end
   local wait = t - now
-  if wait > max_wait then return grant(false, wait, t, s.seq, policy, false) end
-  local bucket = s.w[policy]
-  if wait > HORIZON and (policy == ADAPTIVE or (bucket ~= nil and bucket.leak > 0)) then
-    local at = t - HORIZON
-    return grant(true, at - now, at, s.seq, policy, true)
+  if s.line_end > s.line_served or (wait > HORIZON and learned(s, policy)) then
+    local rate = line_rate(s, adaptive_on, adaptive_rate, policy)
+    if rate > 0 then
+      local g = wait_in_line(s, t, cost, max_wait, place, rate, policy)
+      if g ~= nil then return g end
+    else
+      s.line_served = s.line_end
+    end
   end
+  if wait > max_wait then return grant(false, wait, t, s.seq, policy, false) end
   for _, lim in ipairs(cfg.limits) do
     tats[lim[1]] = math.max(tats[lim[1]] or 0.0, t) + cost / lim[2]
   end

@@ -153,7 +153,7 @@ if op == 'load' then return {raw, fmt(now)} end
 local s = raw and decode(raw) or fresh()
 local result
 if op == 'acquire' then
-  result = acquire(s, num(ARGV[4]), num(ARGV[5]))
+  result = acquire(s, num(ARGV[4]), num(ARGV[5]), num(ARGV[6] or '0.0'))
 elseif op == 'observe' then
   result = observe(s, num(ARGV[4]), num(ARGV[5]), cjson.decode(ARGV[6]))
 elseif op == 'release' then

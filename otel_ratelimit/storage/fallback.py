@@ -84,12 +84,15 @@ class FallbackStorage:
 
     # -- the protocol --------------------------------------------------------------------
 
-    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    def acquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """Reserve a slot in the shared store, or as the policy says while it is down."""
         with self.health.attempt(probe=True) as shot:
             if shot.go:
-                return self._behind_local(key, self.inner.acquire(key, config, cost, max_wait))
-        return self._local_acquire(key, config, cost, max_wait, shot.error)
+                grant = self.inner.acquire(key, config, cost, max_wait, place)
+                return self._behind_local(key, grant)
+        return self._local_acquire(key, config, cost, max_wait, place, shot.error)
 
     def observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
@@ -112,13 +115,15 @@ class FallbackStorage:
         elif grant.ticket != _ALLOWED:
             self.local.release(key, config, grant._replace(ticket=-grant.ticket - 1))
 
-    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    async def aacquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """``acquire`` for async code."""
         with self.health.attempt(probe=True) as shot:
             if shot.go:
-                grant = await self.inner.aacquire(key, config, cost, max_wait)
+                grant = await self.inner.aacquire(key, config, cost, max_wait, place)
                 return self._behind_local(key, grant)
-        return self._local_acquire(key, config, cost, max_wait, shot.error)
+        return self._local_acquire(key, config, cost, max_wait, place, shot.error)
 
     async def aobserve(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
@@ -188,7 +193,7 @@ class FallbackStorage:
     # -- limiting in the process ---------------------------------------------------------
 
     def _local_acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float,
-                       error: BaseException | None) -> Grant:  # fmt: skip
+                       place: float, error: BaseException | None) -> Grant:  # fmt: skip
         if self.policy == "allow":
             return Grant(True, 0.0, time.time(), _ALLOWED, cost, "")
         if self.policy == "deny":
@@ -196,7 +201,7 @@ class FallbackStorage:
                 f"rate-limit storage {self.label!r} is unavailable (on_storage_error='deny')"
             ) from error
         self._seed(key, config)
-        grant = self.local.acquire(key, config, cost, max_wait)
+        grant = self.local.acquire(key, config, cost, max_wait, place)
         if grant.ok and not grant.again:
             with self._lock:
                 self._queued[key] = max(self._queued.get(key, 0.0), grant.at)

@@ -147,9 +147,11 @@ class RedisStorage:
         except _ERRORS as exc:
             raise self._failed(exc) from exc
 
-    def acquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    def acquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """Reserve a slot for ``cost`` on ``key`` (one EVALSHA)."""
-        args = self._args("acquire", config, num(cost), num(max_wait))
+        args = self._args("acquire", config, num(cost), num(max_wait), num(place))
         return grant(self._call(key, args), cost)
 
     def observe(
@@ -163,9 +165,11 @@ class RedisStorage:
         """Give back a slot that was never used (one EVALSHA)."""
         self._call(key, self._args("release", config, num(grant.at), num(grant.cost)))
 
-    async def aacquire(self, key: str, config: KeyConfig, cost: float, max_wait: float) -> Grant:
+    async def aacquire(
+        self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
+    ) -> Grant:
         """``acquire`` for async code, on a ``redis.asyncio`` client."""
-        args = self._args("acquire", config, num(cost), num(max_wait))
+        args = self._args("acquire", config, num(cost), num(max_wait), num(place))
         return grant(await self._acall(key, args), cost)
 
     async def aobserve(

@@ -16,6 +16,7 @@ from typing import Any
 from .. import engine
 from ..engine import Grant, KeyConfig, KeyState, Outcome, Window
 from ..headers import Observation
+from ..line import NEAR
 
 __all__ = ["PREFIX", "SCRIPT", "config_json", "decode_state", "grant", "name", "num",
            "obs_json", "outcome", "text"]  # fmt: skip
@@ -25,7 +26,7 @@ _PARTS = ("engine.lua", "engine_acquire.lua", "engine_observe.lua")  # one scrip
 SCRIPT = "".join(files(__package__).joinpath(part).read_text("utf-8") for part in _PARTS)
 _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
               engine.PROBE_POLL, engine.RAMP, engine.SPACING, engine.LEAK_MATCH,
-              engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP)  # fmt: skip
+              engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP, NEAR)  # fmt: skip
 _ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
 _INTS = ("strikes", "sent", "answered")
 
@@ -98,8 +99,9 @@ def _window(w: dict[str, Any]) -> Window:
 
 def grant(reply: Sequence[Any], cost: float) -> Grant:
     """An acquire's reply as a Grant."""
-    ok, wait, at, ticket, policy, again = reply
-    return Grant(ok == 1, float(wait), float(at), float(ticket), cost, text(policy), again == 1)
+    ok, wait, at, ticket, policy, again, place = reply
+    return Grant(ok == 1, float(wait), float(at), float(ticket), cost, text(policy), again == 1,
+                 float(place))  # fmt: skip
 
 
 def outcome(reply: Sequence[Any], obs: Observation) -> Outcome:
