@@ -12,7 +12,8 @@ Modules: ``_model`` (Quota, Observation), ``_reset`` (numbers and reset encoding
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, KeysView, Mapping
+from typing import Any, TypeAlias
 
 from ._context import Context, read_fields, read_reset, read_token
 from ._model import Observation, Quota
@@ -28,7 +29,9 @@ __all__ = [
     "parse_retry_after",
 ]
 
-_CANDIDATES: dict[int, tuple[tuple[str, Row], ...]] = {}  # bits -> those rows, in table order
+_Plan: TypeAlias = "tuple[tuple[tuple[str, Row, Any], ...], bool]"
+_PLANS: dict[tuple[str, ...], _Plan] = {}  # names present -> what to read; few sets occur
+_MAX_PLANS = 256  # a bound against servers sending ever new combinations, not a need
 _EMPTY = Observation()
 
 
@@ -44,6 +47,21 @@ def _retry_after(ctx: Context, custom: str) -> float | None:
     return None
 
 
+def _plan(present: KeysView[str]) -> _Plan:
+    """The rows that apply when exactly `present` came, each with what its `bind` chose, and
+    whether any of SIGNALS came: all of it depends on the names alone, so it is cached."""
+    if (plan := _PLANS.get(key := tuple(present))) is None:
+        mask = 0
+        for name in key:
+            mask |= TRIGGERS.get(name, 0)
+        bound = ((n, r, r.bind(present)) for b, n, r in ROWS if b & mask)  # in table order
+        plan = tuple(row for row in bound if row[2] is not None), not present.isdisjoint(SIGNALS)
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
 def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -> Observation:
     names: dict[str, str] = {}
     if headers_map:
@@ -53,24 +71,20 @@ def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -
     if not fields:  # the common case: a response without rate-limit headers
         return Observation(errors=len(bad)) if bad else _EMPTY
     ctx = Context(fields, bad, now)
-    mask = 0
-    for name in fields:
-        mask |= TRIGGERS.get(name, 0)
-    if (rows := _CANDIDATES.get(mask)) is None:  # the rows that may match; few masks occur
-        rows = _CANDIDATES[mask] = tuple((n, r) for b, n, r in ROWS if b & mask)
-    if custom is not None:
-        rows = (("custom", custom), *rows)
+    rows, signals = _plan(ctx.present)
+    if custom is not None and (policies := custom.bind(ctx.present)) is not None:
+        rows = (("custom", custom, policies), *rows)
     quotas: dict[str, Quota] = {}
     style = matched = None
-    for name, row in rows:
-        if (found := row(ctx)) is not None:
+    for name, row, bound in rows:
+        if (found := row.read(ctx, bound)) is not None:
             matched, style = matched or name, style or (name if found else None)
             for quota in found:
                 if quota.policy not in quotas:
                     quotas[quota.policy] = quota
     retry_after = reason = None
     is_global = False
-    if names or not ctx.present.isdisjoint(SIGNALS):
+    if names or signals:
         flag = (read_token(ctx, f"{RL}global") or "false").lower()
         if flag not in ("true", "false"):
             ctx.bad(f"{RL}global")

@@ -48,7 +48,7 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
     bad: set[str] = set()
     raw = getattr(headers, "raw", None)  # httpx's Headers: (bytes, bytes) pairs, not decoded yet
     if type(raw) is list:
-        return _read_raw(raw, _encoded(reads), fields), bad
+        return _read_raw(raw, reads, fields), bad
     method = getattr(headers, "multi_items", None) or getattr(headers, "items", None)
     pairs = method() if callable(method) else headers
     if type(pairs) is not list and (
@@ -84,19 +84,32 @@ def _add(fields: dict[str, str | None], name: str, text: str | None) -> None:
     fields[name] = text if text is None or len(text) <= MAX_CHARS else None
 
 
+_MAX_NAMES = 512  # raw header names remembered per set of read names (a bound, not a need)
+
+
 @lru_cache(maxsize=64)
-def _encoded(reads: frozenset[str]) -> frozenset[bytes]:
-    return frozenset(name.encode("latin-1") for name in reads)
+def _lowered(reads: frozenset[str]) -> dict[bytes, str | None]:
+    """Raw header name -> the read name it is (None: no row reads it), filled as names come."""
+    for name in reads:  # unchanged behaviour: a configured non-latin-1 name fails the parse
+        name.encode("latin-1")
+    return {}
 
 
 def _read_raw(
-    raw: list[tuple[bytes, bytes]], reads: frozenset[bytes], fields: dict[str, str | None]
+    raw: list[tuple[bytes, bytes]], reads: frozenset[str], fields: dict[str, str | None]
 ) -> dict[str, str | None]:
-    """``read_fields`` for raw byte pairs: only the names a row reads are decoded."""
+    """``read_fields`` for raw byte pairs: each name is lowered once per process, not per
+    response, and only the values of names a row reads are decoded."""
+    known = _lowered(reads)
     for name, value in raw:
-        if (name := name.strip().lower()) not in reads:
-            continue
-        _add(fields, name.decode("latin-1"), _text(value))
+        if (key := known.get(name, "")) == "":  # "" is never a header name: not seen yet
+            key = name.strip().lower()  # str names (an odd `raw`) are read by no row
+            key = key.decode("latin-1") if isinstance(key, bytes) else None
+            key = key if key in reads else None
+            if len(known) < _MAX_NAMES:
+                known[name] = key
+        if key is not None:
+            _add(fields, key, _text(value))
     return fields
 
 

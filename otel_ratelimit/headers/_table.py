@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _derived
 from functools import lru_cache
@@ -69,25 +69,33 @@ class _Fields:
         ok = field in self.fields.split() or field == self.bucket
         return self.names.replace("{f}", field).replace("{p}", policy) if ok else ""
 
-    def __call__(self, ctx: Context) -> list[Quota] | None:
-        if self.unless and not ctx.present.isdisjoint(self.unless):
+    def bind(self, present: Collection[str]) -> tuple[_Names, ...] | None:
+        """The policies to read when exactly `present` came (None: this row does not apply),
+        with "" for each absent name: what this row does depends on presence alone."""
+        if self.unless and not present.isdisjoint(self.unless):
             return None
         for group in self.groups:
-            if ctx.present.isdisjoint(group):
+            if present.isdisjoint(group):
                 return None
+        return tuple(
+            (names[0], *(n if n in present else "" for n in names[1:]))  # type: ignore[misc]
+            for found, names in self.plan
+            if not found.isdisjoint(present)  # a policy the response mentions (rows name several)
+        )
+
+    def read(self, ctx: Context, policies: tuple[_Names, ...]) -> list[Quota]:
+        """The quotas of the `policies` that `bind` chose for this response."""
         if self.bucket and ctx.bucket is None:
             ctx.bucket = read_token(ctx, self.name(self.bucket, ""))
         quotas = []
-        for names, (policy, reset_after, reset_at, limit, remaining, used) in self.plan:
-            if ctx.present.isdisjoint(names):
-                continue  # a policy the response does not mention (most rows name several)
+        for policy, reset_after, reset_at, limit, remaining, used in policies:
             reset = read_reset(ctx, reset_after, "delta") if reset_after else None  # Discord's
-            if reset is None:
+            if reset is None and reset_at:
                 reset = read_reset(ctx, reset_at, self.kind)
             quota = make_quota(
                 policy,
-                read_amount(ctx, limit, "q"),
-                read_amount(ctx, remaining, "r"),
+                read_amount(ctx, limit, "q") if limit else None,
+                read_amount(ctx, remaining, "r") if remaining else None,
                 used=read_amount(ctx, used, "r") if used else None,
                 reset=reset,
             )
@@ -103,7 +111,10 @@ class _Parser:
     parse: Callable[[Context], list[Quota] | None]
     needs: str  # the names it reads; it returns None when none of them is present
 
-    def __call__(self, ctx: Context) -> list[Quota] | None:
+    def bind(self, present: Collection[str]) -> bool:
+        return True  # `_parse` only calls it when one of `needs` is present
+
+    def read(self, ctx: Context, bound: object) -> list[Quota] | None:
         return self.parse(ctx)
 
 
