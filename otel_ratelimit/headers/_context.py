@@ -138,17 +138,22 @@ def read_amount(ctx: Context, name: str, check: str) -> float | None:
     """The number in field `name` if it passes CHECKS[check]; a present bad one is counted."""
     if (text := ctx.get(name)) is None:
         return None
-    if (value := number(text)) is not None and CHECKS[check](value):  # number(): always finite
-        return value
-    ctx.bad(name)
-    return None
+    if (value := _amount(text, check)) is None:
+        ctx.bad(name)
+    return value
+
+
+@lru_cache(maxsize=512)  # limits repeat on every response, remaining counts run over a few
+def _amount(text: str, check: str) -> float | None:
+    value = number(text)  # always finite
+    return value if value is not None and CHECKS[check](value) else None
 
 
 def read_reset(ctx: Context, name: str, kind: str) -> float | None:
     """Seconds until the reset in field `name` (see parse_reset); a present bad one is counted."""
     if (text := ctx.get(name)) is None:
         return None
-    if (found := seconds(text.strip(), ctx.now, kind)) is None:  # text: str, not too long
+    if (found := seconds(text, ctx.now, kind)) is None:  # text: str, not too long
         ctx.bad(name)
     return found
 
