@@ -32,15 +32,6 @@ CHECKS: dict[str, Callable[[float], bool]] = {
 _F: TypeAlias = "float | None"
 
 
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return value if isinstance(value, str) else None
-
-
 def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str | None], set[str]]:
     """The fields named in `reads` (None: undecodable, oversized or not text) by lowercase name,
     and the keys of the pairs that are no (name, value) at all."""
@@ -71,13 +62,19 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
                 continue
         if (name := name.strip().lower()) not in reads:
             continue  # no row reads it
-        _add(fields, name, value if type(value) is str else _text(value))
+        _add(fields, name, value)
     return fields, bad
 
 
-def _add(fields: dict[str, str | None], name: str, text: str | None) -> None:
-    """Keep one field's text (None: unreadable or oversized); a repeated field is one list
-    (RFC 9110 section 5.3)."""
+def _add(fields: dict[str, str | None], name: str, value: object) -> None:
+    """Keep one field's text (None: undecodable, not text or oversized); a repeated field is
+    one list (RFC 9110 section 5.3)."""
+    text: str | None = value if isinstance(value, str) else None
+    if isinstance(value, bytes):
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     if name in fields:
         old = fields[name]
         text = None if old is None or text is None else f"{old}, {text}"
@@ -109,7 +106,7 @@ def _read_raw(
             if len(known) < _MAX_NAMES:
                 known[name] = key
         if key is not None:
-            _add(fields, key, _text(value))
+            _add(fields, key, value)
     return fields
 
 
