@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, KeysView
 from functools import lru_cache
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ._model import Quota
 from ._reset import MAX_CHARS, MAX_RESET_SECONDS, number, seconds
@@ -72,7 +72,7 @@ def _add(fields: dict[str, str | None], name: str, value: object) -> None:
     text: str | None = value if isinstance(value, str) else None
     if isinstance(value, bytes):
         try:
-            text = value.decode("utf-8")
+            text = value.decode()  # UTF-8, without looking the codec up by name
         except UnicodeDecodeError:
             pass
     if name in fields:
@@ -82,6 +82,7 @@ def _add(fields: dict[str, str | None], name: str, value: object) -> None:
 
 
 _MAX_NAMES = 512  # raw header names remembered per set of read names (a bound, not a need)
+_NEW: Any = object()  # a raw name not seen yet
 
 
 @lru_cache(maxsize=64)
@@ -99,7 +100,7 @@ def _read_raw(
     response, and only the values of names a row reads are decoded."""
     known = _lowered(reads)
     for name, value in raw:
-        if (key := known.get(name, "")) == "":  # "" is never a header name: not seen yet
+        if (key := known.get(name, _NEW)) is _NEW:
             key = name.strip().lower()  # str names (an odd `raw`) are read by no row
             key = key.decode("latin-1") if isinstance(key, bytes) else None
             key = key if key in reads else None
@@ -113,19 +114,24 @@ def _read_raw(
 class Context:
     """One response's fields, and the bad values found in them."""
 
-    __slots__ = ("_fields", "bad_keys", "bucket", "now", "present")
+    __slots__ = ("bad_keys", "bucket", "fields", "now", "present")
 
     def __init__(self, fields: dict[str, str | None], bad: set[str], now: float) -> None:
         self.now = now
         self.bucket: str | None = None  # the first matching row's server-named bucket
         self.bad_keys = bad  # a set, so two rows reading one bad value count it once
-        self._fields = fields
+        self.fields = fields
         self.present: KeysView[str] = fields.keys()
 
     def get(self, name: str) -> str | None:
-        if (value := self._fields.get(name)) is None and name in self._fields:
-            self.bad_keys.add(name)  # only counted when a parser reads it
+        if (value := self.fields.get(name)) is None:
+            self.unread(name)
         return value
+
+    def unread(self, name: str) -> None:
+        """None for a field that is absent or unreadable; the latter counts once read."""
+        if name in self.fields:
+            self.bad_keys.add(name)  # present but None: undecodable or oversized
 
     def bad(self, key: str) -> None:
         self.bad_keys.add(key)
@@ -133,8 +139,8 @@ class Context:
 
 def read_amount(ctx: Context, name: str, check: str) -> float | None:
     """The number in field `name` if it passes CHECKS[check]; a present bad one is counted."""
-    if (text := ctx.get(name)) is None:
-        return None
+    if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
+        return ctx.unread(name)
     if (value := _amount(text, check)) is None:
         ctx.bad(name)
     return value
@@ -148,8 +154,8 @@ def _amount(text: str, check: str) -> float | None:
 
 def read_reset(ctx: Context, name: str, kind: str) -> float | None:
     """Seconds until the reset in field `name` (see parse_reset); a present bad one is counted."""
-    if (text := ctx.get(name)) is None:
-        return None
+    if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
+        return ctx.unread(name)
     if (found := seconds(text, ctx.now, kind)) is None:  # text: str, not too long
         ctx.bad(name)
     return found
@@ -171,6 +177,6 @@ def make_quota(
         left = max(0.0, limit - used)  # GitHub without x-ratelimit-remaining
     if limit is None and used is not None and left is not None:
         limit = (used + left) or None  # Reddit sends no limit; a zero one is none
-    if limit is not None and left is not None:
-        left = min(left, limit)  # more left than the limit is a server quirk, not garbage
+    if limit is not None and left is not None and limit < left:
+        left = limit  # more left than the limit is a server quirk, not garbage
     return None if limit is None and left is None else Quota(policy, limit, left, reset, window)

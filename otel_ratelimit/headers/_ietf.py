@@ -16,6 +16,7 @@ from ._model import Quota
 __all__ = ["draft06", "draft07", "draft09"]
 
 _NUMBER = (int, float, Decimal)  # what a structured field's number parses to
+_NAMED = (str, http_sf.Token)  # what a policy name parses to
 _F: TypeAlias = "float | None"
 _Pair: TypeAlias = "tuple[float | None, float | None]"
 _Member: TypeAlias = "tuple[str, object, dict[str, object]]"
@@ -29,9 +30,10 @@ _NUM = r"[0-9]{1,12}\.[0-9]{1,3}|[0-9]{1,15}"  # RFC 9651 decimal and integer li
 _ITEM = rf'"[ !#-\[\]-~]*"|[A-Za-z*][-!#$%&\'*+.^_`|~:/A-Za-z0-9]*|{_NUM}'
 _PARAM = rf"; *([a-z*][-a-z0-9_.*]*)=({_NUM})"
 _MEMBER = rf"({_ITEM})((?:{_PARAM})*)"
-_SIMPLE_LIST = re.compile(rf" *{_MEMBER}(?: *, *{_MEMBER})* *")
-_MEMBERS = re.compile(_MEMBER)
-_PARAMS = re.compile(_PARAM)
+# One member and what follows it: a comma (another member comes) or the end. A member can be
+# read only one way (items and keys end where their characters do), so member by member reads
+# exactly what one match of the whole list `(?: *MEMBER *,)* *MEMBER *` would.
+_NEXT = re.compile(rf" *{_MEMBER} *(?:(?P<comma>,)|\Z)")
 
 
 def _sf_number(text: str) -> int | Decimal:
@@ -40,15 +42,18 @@ def _sf_number(text: str) -> int | Decimal:
 
 def _simple_list(text: str) -> list[tuple[object, dict[str, object]]] | None:
     """``text`` as the parser would read it when it is one of the simple shapes, else None."""
-    if _SIMPLE_LIST.fullmatch(text) is None:
-        return None
     members: list[tuple[object, dict[str, object]]] = []
-    for match in _MEMBERS.finditer(text):
+    match, end = None, 0
+    while match is None or match["comma"]:  # after a comma, another member must follow
+        if (match := _NEXT.match(text, end)) is None:
+            return None
+        end = match.end()
         item = match[1]
-        value = item[1:-1] if item[0] == '"' else item
-        if item[0].isdigit():
-            value = _sf_number(item)
-        params: dict[str, object] = {k: _sf_number(n) for k, n in _PARAMS.findall(match[2])}
+        value = item[1:-1] if item[0] == '"' else _sf_number(item) if item[0].isdigit() else item
+        params: dict[str, object] = {}
+        for param in match[2].split(";")[1:]:  # the regex checked each is ` *key=number`
+            key, _, number = param.partition("=")
+            params[key.lstrip(" ")] = _sf_number(number)
         members.append((value, params))
     return members
 
@@ -72,12 +77,13 @@ def _members(ctx: Context, field: str, *, named: bool, quiet: bool = False) -> l
         if not quiet:
             ctx.bad(field)
         return []
-    pairs = [m for m in parsed if isinstance(m, tuple) and isinstance(m[1], dict)]
-    return [(f"{field}#{i}", m[0], m[1]) for i, m in enumerate(pairs) if _is_named(m[0]) == named]
-
-
-def _is_named(item: object) -> bool:
-    return isinstance(item, (str, http_sf.Token))
+    members, index = [], 0
+    for member in parsed:
+        if isinstance(member, tuple) and isinstance(member[1], dict):
+            if isinstance(member[0], _NAMED) == named:
+                members.append((f"{field}#{index}", member[0], member[1]))
+            index += 1
+    return members
 
 
 def _sf_value(ctx: Context, key: str, raw: object, check: str, param: bool = False) -> float | None:
