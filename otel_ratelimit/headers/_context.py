@@ -74,7 +74,7 @@ def _add(fields: dict[str, str | None], name: str, value: object) -> None:
         try:
             text = value.decode()  # UTF-8, without looking the codec up by name
         except UnicodeDecodeError:
-            pass
+            text = None
     if name in fields:
         old = fields[name]
         text = None if old is None or text is None else f"{old}, {text}"

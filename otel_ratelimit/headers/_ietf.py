@@ -19,7 +19,7 @@ _NUMBER = (int, float, Decimal)  # what a structured field's number parses to
 _NAMED = (str, http_sf.Token)  # what a policy name parses to
 _F: TypeAlias = "float | None"
 _Pair: TypeAlias = "tuple[float | None, float | None]"
-_Member: TypeAlias = "tuple[str, object, dict[str, object]]"
+_Values: TypeAlias = "tuple[tuple[object, tuple[float | None, ...]], ...]"
 
 
 # The shapes servers send (``"default";q=100;w=60, "burst";r=5``): named or numeric members
@@ -68,49 +68,70 @@ def _sf(text: str, kind: str) -> object | None:
         return None
 
 
-def _members(ctx: Context, field: str, *, named: bool, quiet: bool = False) -> list[_Member]:
-    """(error key, item, params) of a structured-field list's named (draft-09+) or numeric
-    (draft-06/07) members; [] when the field is absent or malformed."""
+def _members(ctx: Context, field: str, checks: str, *, quiet: bool = False) -> _Values:
+    """The named (`checks` "qw" or "rt", draft-09+) or numeric ("w", draft-06/07) members of
+    field `field`, with their sane values; () when the field is absent or no list."""
     if (text := ctx.get(field)) is None:
-        return []
-    if not isinstance(parsed := _sf(text, "list"), list) or not parsed:
+        return ()
+    if (found := _read_list(text, field, checks)) is None:
         if not quiet:
             ctx.bad(field)
-        return []
-    members, index = [], 0
-    for member in parsed:
-        if isinstance(member, tuple) and isinstance(member[1], dict):
-            if isinstance(member[0], _NAMED) == named:
-                members.append((f"{field}#{index}", member[0], member[1]))
-            index += 1
+        return ()
+    members, bad = found
+    ctx.bad_keys.update(bad)
     return members
 
 
-def _sf_value(ctx: Context, key: str, raw: object, check: str, param: bool = False) -> float | None:
-    """A sane number, or None; a bad one is counted as `key` (`key;check` for a parameter)."""
+# A pure function of the text: RateLimit-Policy is read once, not on every response.
+@lru_cache(maxsize=64)
+def _read_list(text: str, field: str, checks: str) -> tuple[_Values, frozenset[str]] | None:
+    """(name or limit, values of `checks`) per member, and the error keys of the bad values."""
+    if not isinstance(parsed := _sf(text, "list"), list) or not parsed:
+        return None
+    named = checks != "w"
+    members: list[tuple[object, tuple[float | None, ...]]] = []
+    bad: set[str] = set()
+    index = -1
+    for member in parsed:
+        if not isinstance(member, tuple) or not isinstance(member[1], dict):
+            continue
+        item, params = member
+        index += 1
+        if isinstance(item, _NAMED) == named:
+            key = f"{field}#{index}"
+            item = str(item) if named else _sf_value(bad, key, item, "q")
+            members.append(
+                (item, tuple(_sf_value(bad, key, params.get(c), c, True) for c in checks))
+            )
+    return tuple(members), frozenset(bad)
+
+
+def _sf_value(
+    bad: set[str], key: str, raw: object, check: str, param: bool = False
+) -> float | None:
+    """A sane number, or None; a bad one is added as `key` (`key;check` for a parameter)."""
     if raw is None:
         return None
     # A string, token, boolean... where a number goes is as bad as an insane number.
     number = float(raw) if isinstance(raw, _NUMBER) and not isinstance(raw, bool) else math.nan
     if math.isfinite(number) and CHECKS[check](number):
         return number
-    ctx.bad(f"{key};{check}" if param else key)
+    bad.add(f"{key};{check}" if param else key)
     return None
 
 
 def draft09(ctx: Context) -> list[Quota] | None:
     """Draft -09..-11: ``RateLimit-Policy: "p";q=..;w=..`` joined by name with ``RateLimit``."""
-    found: dict[str, dict[str, float | None]] = {}
-    for field, params in (("ratelimit-policy", "qw"), ("ratelimit", "rt")):
+    found: dict[object, dict[str, float | None]] = {}
+    for field, checks in (("ratelimit-policy", "qw"), ("ratelimit", "rt")):
         # A RateLimit that is no list may be a draft-07 dictionary: draft07 judges it.
-        for key, item, extra in _members(ctx, field, named=True, quiet=field == "ratelimit"):
-            entry = found.setdefault(str(item), {})
-            for p in params:
-                value = _sf_value(ctx, key, extra.get(p), p, param=True)
-                if entry.get(p) is None:  # a repeated policy name: the first wins
-                    entry[p] = value
+        for name, values in _members(ctx, field, checks, quiet=field == "ratelimit"):
+            entry = found.setdefault(name, {})
+            for check, value in zip(checks, values, strict=True):
+                if entry.get(check) is None:  # a repeated policy name: the first wins
+                    entry[check] = value
     made = [
-        make_quota(n, e.get("q"), e.get("r"), reset=e.get("t"), window=e.get("w"))
+        make_quota(str(n), e.get("q"), e.get("r"), reset=e.get("t"), window=e.get("w"))
         for n, e in found.items()
     ]
     return [q for q in made if q] if found else None
@@ -118,10 +139,7 @@ def draft09(ctx: Context) -> list[Quota] | None:
 
 def _windows(ctx: Context, field: str) -> list[_Pair]:
     """(number, window) per numeric member of a draft-06/07 list such as ``10, 10;w=1``."""
-    return [
-        (_sf_value(ctx, key, item, "q"), _sf_value(ctx, key, p.get("w"), "w", param=True))
-        for key, item, p in _members(ctx, field, named=False)
-    ]
+    return [(limit, window) for limit, (window,) in _members(ctx, field, "w")]  # type: ignore[misc]
 
 
 def _window_for(limit: _F, members: list[_Pair]) -> float | None:
@@ -147,7 +165,9 @@ def draft07(ctx: Context) -> list[Quota] | None:
         return None
     items = {k: v[0] if isinstance(v, tuple) else v for k, v in fields.items()}
     keys = (("limit", "q"), ("remaining", "r"), ("reset", "t"))
-    limit, remaining, reset = (_sf_value(ctx, f"ratelimit:{k}", items.get(k), c) for k, c in keys)
+    limit, remaining, reset = (
+        _sf_value(ctx.bad_keys, f"ratelimit:{k}", items.get(k), c) for k, c in keys
+    )
     return _legacy(limit, remaining, reset, _windows(ctx, "ratelimit-policy"))
 
 
