@@ -13,12 +13,12 @@ Modules: ``_model`` (Quota, Observation), ``_reset`` (numbers and reset encoding
 from __future__ import annotations
 
 from collections.abc import Iterable, KeysView, Mapping
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from ._context import Context, read_fields, read_reset, read_token
 from ._model import Observation, Quota
 from ._reset import MAX_RESET_SECONDS, parse_reset, parse_retry_after
-from ._table import READS, RL, ROWS, SIGNALS, TRIGGERS, Row, custom_row
+from ._table import READS, RL, ROWS, SIGNALS, TRIGGERS, Reader, custom_row
 
 __all__ = [
     "MAX_RESET_SECONDS",
@@ -29,7 +29,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
-_Plan: TypeAlias = "tuple[tuple[tuple[str, Row, Any], ...], bool]"
+_Plan: TypeAlias = "tuple[tuple[tuple[str, Reader], ...], bool]"
 _PLANS: dict[tuple[str, ...], _Plan] = {}  # names present -> what to read; few sets occur
 _MAX_PLANS = 256  # a bound against servers sending ever new combinations, not a need
 _EMPTY = Observation()
@@ -54,8 +54,8 @@ def _plan(present: KeysView[str]) -> _Plan:
         mask = 0
         for name in key:
             mask |= TRIGGERS.get(name, 0)
-        bound = ((n, r, r.bind(present)) for b, n, r in ROWS if b & mask)  # in table order
-        plan = tuple(row for row in bound if row[2] is not None), not present.isdisjoint(SIGNALS)
+        bound = ((n, r.bind(present)) for b, n, r in ROWS if b & mask)  # in table order
+        plan = tuple((n, r) for n, r in bound if r is not None), not present.isdisjoint(SIGNALS)
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[key] = plan
@@ -72,12 +72,12 @@ def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -
         return Observation(errors=len(bad)) if bad else _EMPTY
     ctx = Context(fields, bad, now)
     rows, signals = _plan(ctx.present)
-    if custom is not None and (policies := custom.bind(ctx.present)) is not None:
-        rows = (("custom", custom, policies), *rows)
+    if custom is not None and (reader := custom.bind(ctx.present)) is not None:
+        rows = (("custom", reader), *rows)
     quotas: dict[str, Quota] = {}
     style = matched = None
-    for name, row, bound in rows:
-        if (found := row.read(ctx, bound)) is not None:
+    for name, read in rows:
+        if (found := read(ctx)) is not None:
             matched, style = matched or name, style or (name if found else None)
             for quota in found:
                 if quota.policy not in quotas:

@@ -140,7 +140,8 @@ class Context:
 def read_amount(ctx: Context, name: str, check: str) -> float | None:
     """The number in field `name` if it passes CHECKS[check]; a present bad one is counted."""
     if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
-        return ctx.unread(name)
+        ctx.unread(name)
+        return None
     if (value := _amount(text, check)) is None:
         ctx.bad(name)
     return value
@@ -155,7 +156,8 @@ def _amount(text: str, check: str) -> float | None:
 def read_reset(ctx: Context, name: str, kind: str) -> float | None:
     """Seconds until the reset in field `name` (see parse_reset); a present bad one is counted."""
     if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
-        return ctx.unread(name)
+        ctx.unread(name)
+        return None
     if (found := seconds(text, ctx.now, kind)) is None:  # text: str, not too long
         ctx.bad(name)
     return found

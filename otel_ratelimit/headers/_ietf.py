@@ -73,7 +73,8 @@ def _members(ctx: Context, field: str, checks: str, *, quiet: bool = False) -> _
     field `field`, with their sane values; () when the field is absent or no list."""
     if (text := ctx.get(field)) is None:
         return ()
-    if (found := _read_list(text, field, checks)) is None:
+    read = _read_list if field == "ratelimit" else _read_policy  # RateLimit always changes
+    if (found := read(text, field, checks)) is None:
         if not quiet:
             ctx.bad(field)
         return ()
@@ -82,8 +83,6 @@ def _members(ctx: Context, field: str, checks: str, *, quiet: bool = False) -> _
     return members
 
 
-# A pure function of the text: RateLimit-Policy is read once, not on every response.
-@lru_cache(maxsize=64)
 def _read_list(text: str, field: str, checks: str) -> tuple[_Values, frozenset[str]] | None:
     """(name or limit, values of `checks`) per member, and the error keys of the bad values."""
     if not isinstance(parsed := _sf(text, "list"), list) or not parsed:
@@ -99,11 +98,13 @@ def _read_list(text: str, field: str, checks: str) -> tuple[_Values, frozenset[s
         index += 1
         if isinstance(item, _NAMED) == named:
             key = f"{field}#{index}"
-            item = str(item) if named else _sf_value(bad, key, item, "q")
-            members.append(
-                (item, tuple(_sf_value(bad, key, params.get(c), c, True) for c in checks))
-            )
+            values = tuple([_sf_value(bad, key, params.get(c), c, True) for c in checks])
+            members.append((str(item) if named else _sf_value(bad, key, item, "q"), values))
     return tuple(members), frozenset(bad)
+
+
+# A pure function of the text: a policy field, which rarely changes, is read once.
+_read_policy = lru_cache(maxsize=64)(_read_list)
 
 
 def _sf_value(
