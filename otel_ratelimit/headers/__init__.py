@@ -91,14 +91,15 @@ def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -
         retry_after = _retry_after(ctx, names.get("retry_after", ""))
         is_global = flag == "true" or read_token(ctx, f"{RL}scope") == "global"  # Discord 429s
         reason = read_token(ctx, "stripe-rate-limited-reason")
+    # Positional: seven keyword arguments would cost a third of the construction again.
     return Observation(
-        quotas=tuple(quotas.values()),
-        retry_after=retry_after,
-        bucket=ctx.bucket,
-        is_global=is_global,
-        reason=reason,
-        errors=len(ctx.bad_keys),
-        style=style or matched,
+        tuple(quotas.values()),  # quotas
+        retry_after,
+        ctx.bucket,
+        is_global,
+        reason,
+        len(ctx.bad_keys),  # errors
+        style or matched,
     )
 
 
