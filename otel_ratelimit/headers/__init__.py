@@ -2,8 +2,10 @@
 
 Each vendor format is one row of the table in ``_table``. Bad values never raise: they are
 dropped and counted in ``Observation.errors``, so a misbehaving server shows up in telemetry
-instead. This runs on every response, so the table is compiled at import: a response costs
-one pass over its header names, then dict lookups for just the rows whose names are present.
+instead. This runs on every response, so the table is compiled at import, and what to read
+for a set of header names present is worked out once (``_plan``): a response costs one pass
+over its header names, then reading just the values the matching rows need. Reading a text
+is a pure function of it, so amounts, resets and policy lists are cached too.
 
 Modules: ``_model`` (Quota, Observation), ``_reset`` (numbers and reset encodings),
 ``_context`` (reading one response's fields), ``_ietf`` (structured-field drafts),
