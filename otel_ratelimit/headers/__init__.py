@@ -2,8 +2,10 @@
 
 Each vendor format is one row of the table in ``_table``. Bad values never raise: they are
 dropped and counted in ``Observation.errors``, so a misbehaving server shows up in telemetry
-instead. This runs on every response, so the table is compiled at import: a response costs
-one pass over its header names, then dict lookups for just the rows whose names are present.
+instead. This runs on every response, so the table is compiled at import, and what to read
+for a set of header names present is worked out once (``_plan``): a response costs one pass
+over its header names, then reading just the values the matching rows need. Reading a text
+is a pure function of it, so amounts, resets and policy lists are cached too.
 
 Modules: ``_model`` (Quota, Observation), ``_reset`` (numbers and reset encodings),
 ``_context`` (reading one response's fields), ``_ietf`` (structured-field drafts),
@@ -12,12 +14,13 @@ Modules: ``_model`` (Quota, Observation), ``_reset`` (numbers and reset encoding
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, KeysView, Mapping
+from typing import TypeAlias
 
 from ._context import Context, read_fields, read_reset, read_token
 from ._model import Observation, Quota
 from ._reset import MAX_RESET_SECONDS, parse_reset, parse_retry_after
-from ._table import READS, RL, ROWS, SIGNALS, TRIGGERS, Row, custom_row
+from ._table import READS, RL, ROWS, SIGNALS, TRIGGERS, Reader, custom_row
 
 __all__ = [
     "MAX_RESET_SECONDS",
@@ -28,7 +31,9 @@ __all__ = [
     "parse_retry_after",
 ]
 
-_CANDIDATES: dict[int, tuple[tuple[str, Row], ...]] = {}  # bits -> those rows, in table order
+_Plan: TypeAlias = "tuple[tuple[tuple[str, Reader], ...], bool]"
+_PLANS: dict[tuple[str, ...], _Plan] = {}  # names present -> what to read; few sets occur
+_MAX_PLANS = 256  # a bound against servers sending ever new combinations, not a need
 _EMPTY = Observation()
 
 
@@ -44,6 +49,21 @@ def _retry_after(ctx: Context, custom: str) -> float | None:
     return None
 
 
+def _plan(present: KeysView[str]) -> _Plan:
+    """The rows that apply when exactly `present` came, each with what its `bind` chose, and
+    whether any of SIGNALS came: all of it depends on the names alone, so it is cached."""
+    if (plan := _PLANS.get(key := tuple(present))) is None:
+        mask = 0
+        for name in key:
+            mask |= TRIGGERS.get(name, 0)
+        bound = ((n, r.bind(present)) for b, n, r in ROWS if b & mask)  # in table order
+        plan = tuple((n, r) for n, r in bound if r is not None), not present.isdisjoint(SIGNALS)
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
 def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -> Observation:
     names: dict[str, str] = {}
     if headers_map:
@@ -53,38 +73,35 @@ def _parse(headers: object, now: float, headers_map: Mapping[str, str] | None) -
     if not fields:  # the common case: a response without rate-limit headers
         return Observation(errors=len(bad)) if bad else _EMPTY
     ctx = Context(fields, bad, now)
-    mask = 0
-    for name in fields:
-        mask |= TRIGGERS.get(name, 0)
-    if (rows := _CANDIDATES.get(mask)) is None:  # the rows that may match; few masks occur
-        rows = _CANDIDATES[mask] = tuple((n, r) for b, n, r in ROWS if b & mask)
-    if custom is not None:
-        rows = (("custom", custom), *rows)
+    rows, signals = _plan(ctx.present)
+    if custom is not None and (reader := custom.bind(ctx.present)) is not None:
+        rows = (("custom", reader), *rows)
     quotas: dict[str, Quota] = {}
     style = matched = None
-    for name, row in rows:
-        if (found := row(ctx)) is not None:
+    for name, read in rows:
+        if (found := read(ctx)) is not None:
             matched, style = matched or name, style or (name if found else None)
             for quota in found:
                 if quota.policy not in quotas:
                     quotas[quota.policy] = quota
     retry_after = reason = None
     is_global = False
-    if names or not ctx.present.isdisjoint(SIGNALS):
+    if names or signals:
         flag = (read_token(ctx, f"{RL}global") or "false").lower()
         if flag not in ("true", "false"):
             ctx.bad(f"{RL}global")
         retry_after = _retry_after(ctx, names.get("retry_after", ""))
         is_global = flag == "true" or read_token(ctx, f"{RL}scope") == "global"  # Discord 429s
         reason = read_token(ctx, "stripe-rate-limited-reason")
+    # Positional: seven keyword arguments would cost a third of the construction again.
     return Observation(
-        quotas=tuple(quotas.values()),
-        retry_after=retry_after,
-        bucket=ctx.bucket,
-        is_global=is_global,
-        reason=reason,
-        errors=len(ctx.bad_keys),
-        style=style or matched,
+        tuple(quotas.values()),  # quotas
+        retry_after,
+        ctx.bucket,
+        is_global,
+        reason,
+        len(ctx.bad_keys),  # errors
+        style or matched,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, KeysView
 from functools import lru_cache
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ._model import Quota
 from ._reset import MAX_CHARS, MAX_RESET_SECONDS, number, seconds
@@ -32,15 +32,6 @@ CHECKS: dict[str, Callable[[float], bool]] = {
 _F: TypeAlias = "float | None"
 
 
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return value if isinstance(value, str) else None
-
-
 def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str | None], set[str]]:
     """The fields named in `reads` (None: undecodable, oversized or not text) by lowercase name,
     and the keys of the pairs that are no (name, value) at all."""
@@ -48,7 +39,7 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
     bad: set[str] = set()
     raw = getattr(headers, "raw", None)  # httpx's Headers: (bytes, bytes) pairs, not decoded yet
     if type(raw) is list:
-        return _read_raw(raw, _encoded(reads), fields), bad
+        return _read_raw(raw, reads, fields), bad
     method = getattr(headers, "multi_items", None) or getattr(headers, "items", None)
     pairs = method() if callable(method) else headers
     if type(pairs) is not list and (
@@ -71,51 +62,76 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
                 continue
         if (name := name.strip().lower()) not in reads:
             continue  # no row reads it
-        _add(fields, name, value if type(value) is str else _text(value))
+        _add(fields, name, value)
     return fields, bad
 
 
-def _add(fields: dict[str, str | None], name: str, text: str | None) -> None:
-    """Keep one field's text (None: unreadable or oversized); a repeated field is one list
-    (RFC 9110 section 5.3)."""
+def _add(fields: dict[str, str | None], name: str, value: object) -> None:
+    """Keep one field's text (None: undecodable, not text or oversized); a repeated field is
+    one list (RFC 9110 section 5.3)."""
+    text: str | None = value if isinstance(value, str) else None
+    if isinstance(value, bytes):
+        try:
+            text = value.decode()  # UTF-8, without looking the codec up by name
+        except UnicodeDecodeError:
+            text = None
     if name in fields:
         old = fields[name]
         text = None if old is None or text is None else f"{old}, {text}"
     fields[name] = text if text is None or len(text) <= MAX_CHARS else None
 
 
+_MAX_NAMES = 512  # raw header names remembered per set of read names (a bound, not a need)
+_NEW: Any = object()  # a raw name not seen yet
+
+
 @lru_cache(maxsize=64)
-def _encoded(reads: frozenset[str]) -> frozenset[bytes]:
-    return frozenset(name.encode("latin-1") for name in reads)
+def _lowered(reads: frozenset[str]) -> dict[bytes, str | None]:
+    """Raw header name -> the read name it is (None: no row reads it), filled as names come."""
+    for name in reads:  # unchanged behaviour: a configured non-latin-1 name fails the parse
+        name.encode("latin-1")
+    return {}
 
 
 def _read_raw(
-    raw: list[tuple[bytes, bytes]], reads: frozenset[bytes], fields: dict[str, str | None]
+    raw: list[tuple[bytes, bytes]], reads: frozenset[str], fields: dict[str, str | None]
 ) -> dict[str, str | None]:
-    """``read_fields`` for raw byte pairs: only the names a row reads are decoded."""
+    """``read_fields`` for raw byte pairs: each name is lowered once per process, not per
+    response, and only the values of names a row reads are decoded."""
+    known = _lowered(reads)
     for name, value in raw:
-        if (name := name.strip().lower()) not in reads:
-            continue
-        _add(fields, name.decode("latin-1"), _text(value))
+        if (key := known.get(name, _NEW)) is _NEW:
+            key = name.strip().lower()  # str names (an odd `raw`) are read by no row
+            key = key.decode("latin-1") if isinstance(key, bytes) else None
+            key = key if key in reads else None
+            if len(known) < _MAX_NAMES:
+                known[name] = key
+        if key is not None:
+            _add(fields, key, value)
     return fields
 
 
 class Context:
     """One response's fields, and the bad values found in them."""
 
-    __slots__ = ("_fields", "bad_keys", "bucket", "now", "present")
+    __slots__ = ("bad_keys", "bucket", "fields", "now", "present")
 
     def __init__(self, fields: dict[str, str | None], bad: set[str], now: float) -> None:
         self.now = now
         self.bucket: str | None = None  # the first matching row's server-named bucket
         self.bad_keys = bad  # a set, so two rows reading one bad value count it once
-        self._fields = fields
+        self.fields = fields
         self.present: KeysView[str] = fields.keys()
 
     def get(self, name: str) -> str | None:
-        if (value := self._fields.get(name)) is None and name in self._fields:
-            self.bad_keys.add(name)  # only counted when a parser reads it
+        if (value := self.fields.get(name)) is None:
+            self.unread(name)
         return value
+
+    def unread(self, name: str) -> None:
+        """None for a field that is absent or unreadable; the latter counts once read."""
+        if name in self.fields:
+            self.bad_keys.add(name)  # present but None: undecodable or oversized
 
     def bad(self, key: str) -> None:
         self.bad_keys.add(key)
@@ -123,19 +139,26 @@ class Context:
 
 def read_amount(ctx: Context, name: str, check: str) -> float | None:
     """The number in field `name` if it passes CHECKS[check]; a present bad one is counted."""
-    if (text := ctx.get(name)) is None:
+    if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
+        ctx.unread(name)
         return None
-    if (value := number(text)) is not None and CHECKS[check](value):  # number(): always finite
-        return value
-    ctx.bad(name)
-    return None
+    if (value := _amount(text, check)) is None:
+        ctx.bad(name)
+    return value
+
+
+@lru_cache(maxsize=512)  # limits repeat on every response, remaining counts run over a few
+def _amount(text: str, check: str) -> float | None:
+    value = number(text)  # always finite
+    return value if value is not None and CHECKS[check](value) else None
 
 
 def read_reset(ctx: Context, name: str, kind: str) -> float | None:
     """Seconds until the reset in field `name` (see parse_reset); a present bad one is counted."""
-    if (text := ctx.get(name)) is None:
+    if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
+        ctx.unread(name)
         return None
-    if (found := seconds(text.strip(), ctx.now, kind)) is None:  # text: str, not too long
+    if (found := seconds(text, ctx.now, kind)) is None:  # text: str, not too long
         ctx.bad(name)
     return found
 
@@ -156,6 +179,6 @@ def make_quota(
         left = max(0.0, limit - used)  # GitHub without x-ratelimit-remaining
     if limit is None and used is not None and left is not None:
         limit = (used + left) or None  # Reddit sends no limit; a zero one is none
-    if limit is not None and left is not None:
-        left = min(left, limit)  # more left than the limit is a server quirk, not garbage
+    if limit is not None and left is not None and limit < left:
+        left = limit  # more left than the limit is a server quirk, not garbage
     return None if limit is None and left is None else Quota(policy, limit, left, reset, window)

@@ -16,9 +16,10 @@ from ._model import Quota
 __all__ = ["draft06", "draft07", "draft09"]
 
 _NUMBER = (int, float, Decimal)  # what a structured field's number parses to
+_NAMED = (str, http_sf.Token)  # what a policy name parses to
 _F: TypeAlias = "float | None"
 _Pair: TypeAlias = "tuple[float | None, float | None]"
-_Member: TypeAlias = "tuple[str, object, dict[str, object]]"
+_Values: TypeAlias = "tuple[tuple[object, tuple[float | None, ...]], ...]"
 
 
 # The shapes servers send (``"default";q=100;w=60, "burst";r=5``): named or numeric members
@@ -29,9 +30,10 @@ _NUM = r"[0-9]{1,12}\.[0-9]{1,3}|[0-9]{1,15}"  # RFC 9651 decimal and integer li
 _ITEM = rf'"[ !#-\[\]-~]*"|[A-Za-z*][-!#$%&\'*+.^_`|~:/A-Za-z0-9]*|{_NUM}'
 _PARAM = rf"; *([a-z*][-a-z0-9_.*]*)=({_NUM})"
 _MEMBER = rf"({_ITEM})((?:{_PARAM})*)"
-_SIMPLE_LIST = re.compile(rf" *{_MEMBER}(?: *, *{_MEMBER})* *")
-_MEMBERS = re.compile(_MEMBER)
-_PARAMS = re.compile(_PARAM)
+# One member and what follows it: a comma (another member comes) or the end. A member can be
+# read only one way (items and keys end where their characters do), so member by member reads
+# exactly what one match of the whole list `(?: *MEMBER *,)* *MEMBER *` would.
+_NEXT = re.compile(rf" *{_MEMBER} *(?:(?P<comma>,)|\Z)")
 
 
 def _sf_number(text: str) -> int | Decimal:
@@ -40,15 +42,18 @@ def _sf_number(text: str) -> int | Decimal:
 
 def _simple_list(text: str) -> list[tuple[object, dict[str, object]]] | None:
     """``text`` as the parser would read it when it is one of the simple shapes, else None."""
-    if _SIMPLE_LIST.fullmatch(text) is None:
-        return None
     members: list[tuple[object, dict[str, object]]] = []
-    for match in _MEMBERS.finditer(text):
+    match, end = None, 0
+    while match is None or match["comma"]:  # after a comma, another member must follow
+        if (match := _NEXT.match(text, end)) is None:
+            return None
+        end = match.end()
         item = match[1]
-        value = item[1:-1] if item[0] == '"' else item
-        if item[0].isdigit():
-            value = _sf_number(item)
-        params: dict[str, object] = {k: _sf_number(n) for k, n in _PARAMS.findall(match[2])}
+        value = item[1:-1] if item[0] == '"' else _sf_number(item) if item[0].isdigit() else item
+        params: dict[str, object] = {}
+        for param in match[2].split(";")[1:]:  # the regex checked each is ` *key=number`
+            key, _, number = param.partition("=")
+            params[key.lstrip(" ")] = _sf_number(number)
         members.append((value, params))
     return members
 
@@ -63,48 +68,71 @@ def _sf(text: str, kind: str) -> object | None:
         return None
 
 
-def _members(ctx: Context, field: str, *, named: bool, quiet: bool = False) -> list[_Member]:
-    """(error key, item, params) of a structured-field list's named (draft-09+) or numeric
-    (draft-06/07) members; [] when the field is absent or malformed."""
+def _members(ctx: Context, field: str, checks: str, *, quiet: bool = False) -> _Values:
+    """The named (`checks` "qw" or "rt", draft-09+) or numeric ("w", draft-06/07) members of
+    field `field`, with their sane values; () when the field is absent or no list."""
     if (text := ctx.get(field)) is None:
-        return []
-    if not isinstance(parsed := _sf(text, "list"), list) or not parsed:
+        return ()
+    read = _read_list if field == "ratelimit" else _read_policy  # RateLimit always changes
+    if (found := read(text, field, checks)) is None:
         if not quiet:
             ctx.bad(field)
-        return []
-    pairs = [m for m in parsed if isinstance(m, tuple) and isinstance(m[1], dict)]
-    return [(f"{field}#{i}", m[0], m[1]) for i, m in enumerate(pairs) if _is_named(m[0]) == named]
+        return ()
+    members, bad = found
+    ctx.bad_keys.update(bad)
+    return members
 
 
-def _is_named(item: object) -> bool:
-    return isinstance(item, (str, http_sf.Token))
+def _read_list(text: str, field: str, checks: str) -> tuple[_Values, frozenset[str]] | None:
+    """(name or limit, values of `checks`) per member, and the error keys of the bad values."""
+    if not isinstance(parsed := _sf(text, "list"), list) or not parsed:
+        return None
+    named = checks != "w"
+    members: list[tuple[object, tuple[float | None, ...]]] = []
+    bad: set[str] = set()
+    index = -1
+    for member in parsed:
+        if not isinstance(member, tuple) or not isinstance(member[1], dict):
+            continue
+        item, params = member
+        index += 1
+        if isinstance(item, _NAMED) == named:
+            key = f"{field}#{index}"
+            values = tuple([_sf_value(bad, key, params.get(c), c, True) for c in checks])
+            members.append((str(item) if named else _sf_value(bad, key, item, "q"), values))
+    return tuple(members), frozenset(bad)
 
 
-def _sf_value(ctx: Context, key: str, raw: object, check: str, param: bool = False) -> float | None:
-    """A sane number, or None; a bad one is counted as `key` (`key;check` for a parameter)."""
+# A pure function of the text: a policy field, which rarely changes, is read once.
+_read_policy = lru_cache(maxsize=64)(_read_list)
+
+
+def _sf_value(
+    bad: set[str], key: str, raw: object, check: str, param: bool = False
+) -> float | None:
+    """A sane number, or None; a bad one is added as `key` (`key;check` for a parameter)."""
     if raw is None:
         return None
     # A string, token, boolean... where a number goes is as bad as an insane number.
     number = float(raw) if isinstance(raw, _NUMBER) and not isinstance(raw, bool) else math.nan
     if math.isfinite(number) and CHECKS[check](number):
         return number
-    ctx.bad(f"{key};{check}" if param else key)
+    bad.add(f"{key};{check}" if param else key)
     return None
 
 
 def draft09(ctx: Context) -> list[Quota] | None:
     """Draft -09..-11: ``RateLimit-Policy: "p";q=..;w=..`` joined by name with ``RateLimit``."""
-    found: dict[str, dict[str, float | None]] = {}
-    for field, params in (("ratelimit-policy", "qw"), ("ratelimit", "rt")):
+    found: dict[object, dict[str, float | None]] = {}
+    for field, checks in (("ratelimit-policy", "qw"), ("ratelimit", "rt")):
         # A RateLimit that is no list may be a draft-07 dictionary: draft07 judges it.
-        for key, item, extra in _members(ctx, field, named=True, quiet=field == "ratelimit"):
-            entry = found.setdefault(str(item), {})
-            for p in params:
-                value = _sf_value(ctx, key, extra.get(p), p, param=True)
-                if entry.get(p) is None:  # a repeated policy name: the first wins
-                    entry[p] = value
+        for name, values in _members(ctx, field, checks, quiet=field == "ratelimit"):
+            entry = found.setdefault(name, {})
+            for check, value in zip(checks, values, strict=True):
+                if entry.get(check) is None:  # a repeated policy name: the first wins
+                    entry[check] = value
     made = [
-        make_quota(n, e.get("q"), e.get("r"), reset=e.get("t"), window=e.get("w"))
+        make_quota(str(n), e.get("q"), e.get("r"), reset=e.get("t"), window=e.get("w"))
         for n, e in found.items()
     ]
     return [q for q in made if q] if found else None
@@ -112,10 +140,7 @@ def draft09(ctx: Context) -> list[Quota] | None:
 
 def _windows(ctx: Context, field: str) -> list[_Pair]:
     """(number, window) per numeric member of a draft-06/07 list such as ``10, 10;w=1``."""
-    return [
-        (_sf_value(ctx, key, item, "q"), _sf_value(ctx, key, p.get("w"), "w", param=True))
-        for key, item, p in _members(ctx, field, named=False)
-    ]
+    return [(limit, window) for limit, (window,) in _members(ctx, field, "w")]  # type: ignore[misc]
 
 
 def _window_for(limit: _F, members: list[_Pair]) -> float | None:
@@ -141,7 +166,9 @@ def draft07(ctx: Context) -> list[Quota] | None:
         return None
     items = {k: v[0] if isinstance(v, tuple) else v for k, v in fields.items()}
     keys = (("limit", "q"), ("remaining", "r"), ("reset", "t"))
-    limit, remaining, reset = (_sf_value(ctx, f"ratelimit:{k}", items.get(k), c) for k, c in keys)
+    limit, remaining, reset = (
+        _sf_value(ctx.bad_keys, f"ratelimit:{k}", items.get(k), c) for k, c in keys
+    )
     return _legacy(limit, remaining, reset, _windows(ctx, "ratelimit-policy"))
 
 

@@ -6,6 +6,7 @@ import math
 import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 __all__ = [
     "MAX_CHARS",
@@ -80,30 +81,46 @@ def parse_reset(value: str, *, now: float, kind: str = "auto") -> float | None:
     """
     if not isinstance(value, str) or len(value) > MAX_CHARS:
         return None
-    return seconds(value.strip(), now, kind)
+    return seconds(value, now, kind)
 
 
 def seconds(text: str, now: float, kind: str) -> float | None:
-    """`parse_reset` for a stripped string of at most MAX_CHARS characters."""
+    """`parse_reset` for a string of at most MAX_CHARS characters."""
+    if (found := _instant(text, kind)) is None:
+        return None
+    value, is_delta = found
+    return value if is_delta else _from_epoch(value, now)
+
+
+# Servers repeat their values (the limit, a window, resets on the second): reading one text
+# is a pure function of it, so it is cached; only the epoch's distance to `now` is not.
+@lru_cache(maxsize=512)
+def _instant(text: str, kind: str) -> tuple[float, bool] | None:
+    """(seconds, True) for a sane delta, (epoch seconds, False) for a moment, or None."""
+    text = text.strip()
     if kind == "duration":  # a Go duration ends in a unit, a plain number never does
         if (match := _GO.fullmatch(text)) and match.start(1) == 0:  # one part, as in "1s"
-            return _within(float(match[1]) * _GO_UNIT[match[2]])
+            return _delta(float(match[1]) * _GO_UNIT[match[2]])
         if match:
-            return _within(sum([float(n) * _GO_UNIT[u] for n, u in _GO_PARTS.findall(text)]))
-        return _within(number(text))
+            return _delta(sum([float(n) * _GO_UNIT[u] for n, u in _GO_PARTS.findall(text)]))
+        return _delta(number(text))
     value = number(text)
     if value is None:
         date = _rfc3339(text) if kind in ("auto", "rfc3339") else None
         if date is None and kind in ("auto", "http-date", "retry-after"):
             date = _http_date(text)
-        return _from_epoch(date, now)
+        return None if date is None else (date, False)
     if kind == "epoch-ms" or (kind == "auto" and value >= 1e12):
-        return _from_epoch(value / 1000, now)
+        return value / 1000, False
     if kind == "epoch" or (kind == "auto" and value >= 1e9):
-        return _from_epoch(value, now)
+        return value, False
     if kind == "delta-ms":
         value /= 1000
-    return _within(value) if kind in ("auto", "delta", "delta-ms", "retry-after") else None
+    return _delta(value) if kind in ("auto", "delta", "delta-ms", "retry-after") else None
+
+
+def _delta(seconds: float | None) -> tuple[float, bool] | None:
+    return None if (seconds := _within(seconds)) is None else (seconds, True)
 
 
 def parse_retry_after(value: str, *, now: float) -> float | None:

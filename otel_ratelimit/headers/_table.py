@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from dataclasses import field as _derived
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TypeAlias
 
 from ._context import Context, make_quota, read_amount, read_reset, read_token
 from ._ietf import draft06, draft07, draft09
 from ._model import Quota
 
-__all__ = ["READS", "RL", "ROWS", "SIGNALS", "TRIGGERS", "Row", "custom_row"]
+__all__ = ["READS", "RL", "ROWS", "SIGNALS", "TRIGGERS", "Reader", "Row", "custom_row"]
 
 _SHOPIFY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]+(?:\.[0-9]+)?)\s*")
 
@@ -32,6 +33,7 @@ def _shopify(ctx: Context) -> list[Quota] | None:
     return [Quota("default", capacity, capacity - used, used * 20 / capacity, 20.0)]
 
 
+Reader: TypeAlias = "Callable[[Context], list[Quota] | None]"
 _FIELDS = ("reset-after", "reset", "limit", "remaining", "used")  # in the order they are read
 _Names: TypeAlias = "tuple[str, str, str, str, str, str]"  # a policy, then its _FIELDS' names
 _Plan: TypeAlias = "tuple[frozenset[str], _Names]"  # the names of one policy, and those in order
@@ -69,25 +71,34 @@ class _Fields:
         ok = field in self.fields.split() or field == self.bucket
         return self.names.replace("{f}", field).replace("{p}", policy) if ok else ""
 
-    def __call__(self, ctx: Context) -> list[Quota] | None:
-        if self.unless and not ctx.present.isdisjoint(self.unless):
+    def bind(self, present: AbstractSet[str]) -> Reader | None:
+        """This row's reader when exactly `present` came (None: the row does not apply): it
+        reads only the policies and names present, as what a row does depends on those alone."""
+        if self.unless and not present.isdisjoint(self.unless):
             return None
         for group in self.groups:
-            if ctx.present.isdisjoint(group):
+            if present.isdisjoint(group):
                 return None
+        policies = tuple(
+            (names[0], *(n if n in present else "" for n in names[1:]))  # "": absent
+            for found, names in self.plan
+            if not found.isdisjoint(present)  # a policy the response mentions (rows name several)
+        )
+        return partial(self.read, policies)  # type: ignore[arg-type]
+
+    def read(self, policies: tuple[_Names, ...], ctx: Context) -> list[Quota]:
+        """The quotas of the `policies` that `bind` chose for this response."""
         if self.bucket and ctx.bucket is None:
             ctx.bucket = read_token(ctx, self.name(self.bucket, ""))
         quotas = []
-        for names, (policy, reset_after, reset_at, limit, remaining, used) in self.plan:
-            if ctx.present.isdisjoint(names):
-                continue  # a policy the response does not mention (most rows name several)
+        for policy, reset_after, reset_at, limit, remaining, used in policies:
             reset = read_reset(ctx, reset_after, "delta") if reset_after else None  # Discord's
-            if reset is None:
+            if reset is None and reset_at:
                 reset = read_reset(ctx, reset_at, self.kind)
             quota = make_quota(
                 policy,
-                read_amount(ctx, limit, "q"),
-                read_amount(ctx, remaining, "r"),
+                read_amount(ctx, limit, "q") if limit else None,
+                read_amount(ctx, remaining, "r") if remaining else None,
                 used=read_amount(ctx, used, "r") if used else None,
                 reset=reset,
             )
@@ -103,8 +114,8 @@ class _Parser:
     parse: Callable[[Context], list[Quota] | None]
     needs: str  # the names it reads; it returns None when none of them is present
 
-    def __call__(self, ctx: Context) -> list[Quota] | None:
-        return self.parse(ctx)
+    def bind(self, present: AbstractSet[str]) -> Reader:
+        return self.parse  # `_parse` only binds it when one of `needs` is present
 
 
 RL = "x-ratelimit-"
