@@ -116,8 +116,7 @@ class Core:
                     response: _Response = yield ("send", request)
                 except BaseException as exc:
                     yield from self._unanswered(span, key, config, grant, exc)  # re-raises
-                if span is not None:
-                    tel.attempt_ended(span, response, None)
+                tel.attempt_ended(span, response, None)
                 status = response.status_code
                 obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
                 try:

@@ -182,7 +182,7 @@ class Telemetry:
 
     def attempt_started(self, request: Any, labels: Labels, attempt: int) -> Any:
         """Open the CLIENT span of one attempt (None when tracing is off)."""
-        tracer = self._tracer if time.monotonic() < self._tracer_until else self.tracer()
+        tracer = self.tracer()
         if tracer is None:
             return None
         return start_attempt(tracer, request, labels.host, attempt)
