@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import engine as _engine
 from .compat import make_client_for
 from .errors import ConfigurationError, RateLimitError, RateLimitExceeded, StorageError
 from .headers import Observation, Quota, parse_headers
@@ -14,6 +15,7 @@ from .retry import RetriesExhausted, RetryConfig, RetryHandler, RetryStrategy
 from .status import PolicyStatus, RateLimitStatus
 
 __all__ = [
+    "COMPILED",
     "PRESETS",
     "AdaptiveConfig",
     "ConfigurationError",
@@ -37,6 +39,9 @@ __all__ = [
     "register_preset",
 ]
 __version__ = "0.1.0.dev0"
+# True when the decision path (engine, header parsing, the request flow, the in-memory store)
+# runs compiled by mypyc (setup.py); False when it runs as the pure Python it is written in.
+COMPILED: bool = not _engine.__file__.endswith(".py")
 
 
 def __getattr__(name: str) -> Any:

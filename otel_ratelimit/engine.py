@@ -70,7 +70,6 @@ PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others
 SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server then counts
 # them in ticket order, which the in-flight correction relies on (ties reorder, under-count)
 PROBE_POLL = 0.02  # how often held-back requests look again
-_new_tuple = tuple.__new__
 _QUIET = Outcome()
 
 
@@ -82,7 +81,7 @@ def _gcra_earliest(tat: float, t: float, cost: float, rate: float, burst: float)
 
 def _policies(state: KeyState, config: KeyConfig) -> list[tuple[str, float, float, float]]:
     """The GCRA policies in force: (name, tat, rate, burst)."""
-    out = [(lim.name, state.tats.get(lim.name, 0.0), lim.rate, lim.burst) for lim in config.limits]
+    out = [(name, state.tats.get(name, 0.0), rate, burst) for name, rate, burst in config.buckets]
     if adaptive_on(state, config):
         out.append((ADAPTIVE, state.tats.get(ADAPTIVE, 0.0), state.rate or 1.0, 1.0))
     return out
@@ -130,10 +129,10 @@ def acquire(
     if t == now:
         policy = ""
     # A GCRA bucket only says "not before X", so one pass over them finds the latest X.
-    for lim in config.limits:
-        at = _gcra_earliest(tats.get(lim.name, 0.0), t, cost, lim.rate, lim.burst)
+    for name, rate, burst in config.buckets:
+        at = _gcra_earliest(tats.get(name, 0.0), t, cost, rate, burst)
         if at > t:
-            t, policy = at, lim.name
+            t, policy = at, name
     if adaptive:
         at = _gcra_earliest(tats.get(ADAPTIVE, 0.0), t, cost, state.rate or 1.0, 1.0)
         if at > t:
@@ -165,7 +164,7 @@ def acquire(
     _take(state, config, now, t, cost, adaptive)
     if probe:
         state.probing_until = t + PROBE_TIMEOUT
-    return _new_tuple(Grant, (True, wait, t, state.seq, cost, policy, False, 0.0))  # Grant(), fast
+    return Grant(True, wait, t, state.seq, cost, policy)
 
 
 def _take(
@@ -173,8 +172,8 @@ def _take(
 ) -> None:
     """Book the slot at ``t`` in every policy of the key."""
     tats = state.tats
-    for lim in config.limits:
-        tats[lim.name] = max(tats.get(lim.name, 0.0), t) + cost / lim.rate
+    for name, rate, _ in config.buckets:
+        tats[name] = max(tats.get(name, 0.0), t) + cost / rate
     if adaptive:
         tats[ADAPTIVE] = max(tats.get(ADAPTIVE, 0.0), t) + cost / (state.rate or 1.0)
     for name, old in state.windows.items():
@@ -194,24 +193,23 @@ def _acquire_configured(
 ) -> Grant:
     """``acquire`` for the common case, with the same arithmetic: a known key with configured
     limits only (nothing learned, no pause, no queue ahead), so only its buckets can wait."""
-    t, policy, tats, limits = now, "", state.tats, config.limits
-    for lim in limits:
-        burst = lim.burst
-        at = tats.get(lim.name, 0.0) - (burst - min(cost, burst)) * (1.0 / lim.rate)
+    t, policy, tats, buckets = now, "", state.tats, config.buckets
+    for name, rate, burst in buckets:
+        at = tats.get(name, 0.0) - (burst - min(cost, burst)) * (1.0 / rate)
         if at > t:
-            t, policy = at, lim.name
+            t, policy = at, name
     wait = t - now
     if wait > max_wait:
         return Grant(False, wait, t, state.seq, cost, policy)
-    for lim in limits:
-        tat = tats.get(lim.name, 0.0)
-        tats[lim.name] = (tat if tat > t else t) + cost / lim.rate
+    for name, rate, _ in buckets:
+        tat = tats.get(name, 0.0)
+        tats[name] = (tat if tat > t else t) + cost / rate
     if state.probe_start == 0.0:
         state.probe_start = now
     seq = state.seq = state.seq + cost
     state.sent += 1
     state.last_at = t
-    return _new_tuple(Grant, (True, wait, t, seq, cost, policy, False, 0.0))  # Grant(), faster
+    return Grant(True, wait, t, seq, cost, policy)
 
 
 def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> None:

@@ -7,7 +7,6 @@ JSON that ``storage/engine.lua`` reads and writes); ``KeyConfig`` is what is con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from .limits import AdaptiveConfig, Limit
 
@@ -23,6 +22,12 @@ class KeyConfig:
     backoff_status_codes: frozenset[int] = frozenset({429, 503})
     cooldown: float = 1.0  # pause after a pushback that names no Retry-After (doubles per strike)
     max_cooldown: float = 300.0
+    # (name, rate, burst) of every limit: what each acquire reads, as plain typed values
+    buckets: tuple[tuple[str, float, float], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        buckets = tuple((lim.name, float(lim.rate), float(lim.burst)) for lim in self.limits)
+        object.__setattr__(self, "buckets", buckets)
 
 
 @dataclass(slots=True)
@@ -68,20 +73,46 @@ class KeyState:
     line_served: float = 0.0  # the highest place that booked its slot (or was skipped)
 
 
-class Grant(NamedTuple):
+class Grant:
     """An acquire's answer: go after ``wait`` seconds (when ``ok``), holding ``ticket``.
 
-    A named tuple, not a dataclass: one is built per request, and this is the cheapest.
+    Read-only by convention (``replaced`` makes a changed copy). One is built per request, so
+    it is a plain class with its own ``__init__``: compiled (setup.py) that is a C struct
+    filled in place, where a dataclass's generated ``__init__`` would run as Python.
     """
 
-    ok: bool
-    wait: float
-    at: float  # when the slot is, on the store's clock
-    ticket: float
-    cost: float
-    policy: str  # the policy that decided the wait ("" when nothing made it wait)
-    again: bool = False  # nothing reserved: sleep ``wait`` and ask again (first contact)
-    place: float = 0.0  # the caller's place in line, to pass to its next acquire (0: none)
+    __slots__ = ("again", "at", "cost", "ok", "place", "policy", "ticket", "wait")
+
+    def __init__(
+        self,
+        ok: bool,
+        wait: float,
+        at: float,  # when the slot is, on the store's clock
+        ticket: float,
+        cost: float,
+        policy: str,  # the policy that decided the wait ("" when nothing made it wait)
+        again: bool = False,  # nothing reserved: sleep ``wait`` and ask again (first contact)
+        place: float = 0.0,  # the caller's place in line, for its next acquire (0: none)
+    ) -> None:
+        self.ok = ok
+        self.wait = wait
+        self.at = at
+        self.ticket = ticket
+        self.cost = cost
+        self.policy = policy
+        self.again = again
+        self.place = place
+
+    def replaced(self, *, wait: float | None = None, ticket: float | None = None) -> Grant:
+        """A copy with ``wait`` or ``ticket`` changed."""
+        return Grant(self.ok, self.wait if wait is None else wait, self.at,
+                     self.ticket if ticket is None else ticket, self.cost, self.policy,
+                     self.again, self.place)  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (f"Grant(ok={self.ok}, wait={self.wait!r}, at={self.at!r}, ticket={self.ticket!r}, "
+                f"cost={self.cost!r}, policy={self.policy!r}, again={self.again}, "
+                f"place={self.place!r})")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

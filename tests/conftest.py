@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +14,35 @@ from typing import Any
 
 import pytest
 
+import otel_ratelimit
 from otel_ratelimit.storage import FallbackStorage
 
 HOST = "127.0.0.1"
+
+
+def stale_compiled() -> list[str]:
+    """Sources edited after the compiled core (setup.py) was built: those edits would not run.
+
+    The code of every compiled module is in one shared library (``<hash>__mypyc``); the ``.so``
+    beside each source only loads it, and is not rebuilt when the source changes.
+    """
+    built = [m.__file__ for name, m in sys.modules.items() if name.endswith("__mypyc")]
+    if not built or not otel_ratelimit.COMPILED:
+        return []
+    at = max(Path(f).stat().st_mtime for f in built if f)
+    root = Path(otel_ratelimit.__file__).parent
+    sources = (p.with_name(p.name.split(".", 1)[0] + ".py") for p in root.rglob("*.so"))
+    return sorted(str(s.relative_to(root.parent)) for s in sources if s.stat().st_mtime > at)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = stale_compiled()
+    if stale:
+        raise pytest.UsageError(
+            f"{', '.join(stale)} changed after the compiled core was built, so the tests would run "
+            "the old code: run `pip install -e .` again (or delete otel_ratelimit/**/*.so to run "
+            "pure Python)"
+        )
 
 
 def require(package: str, *binaries: str) -> None:

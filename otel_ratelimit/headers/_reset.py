@@ -73,7 +73,7 @@ def _http_date(text: str) -> float | None:
         return None
 
 
-def parse_reset(value: str, *, now: float, kind: str = "auto") -> float | None:
+def parse_reset(value: object, *, now: float, kind: str = "auto") -> float | None:
     """Seconds from ``now`` until a window resets, or None if ``value`` is no sane reset.
 
     ``kind``: auto, delta, delta-ms, epoch, epoch-ms, duration (Go, as OpenAI sends), rfc3339,
@@ -123,6 +123,6 @@ def _delta(seconds: float | None) -> tuple[float, bool] | None:
     return None if (seconds := _within(seconds)) is None else (seconds, True)
 
 
-def parse_retry_after(value: str, *, now: float) -> float | None:
+def parse_retry_after(value: object, *, now: float) -> float | None:
     """Seconds to wait from an RFC 9110 Retry-After value (delta seconds or HTTP-date), or None."""
     return parse_reset(value, now=now, kind="retry-after")

@@ -113,7 +113,7 @@ class FallbackStorage:
                 if shot.go:
                     self.inner.release(key, config, grant)
         elif grant.ticket != _ALLOWED:
-            self.local.release(key, config, grant._replace(ticket=-grant.ticket - 1))
+            self.local.release(key, config, grant.replaced(ticket=-grant.ticket - 1))
 
     async def aacquire(
         self, key: str, config: KeyConfig, cost: float, max_wait: float, place: float = 0.0
@@ -208,7 +208,7 @@ class FallbackStorage:
                 if len(self._queued) > self.max_keys:  # many hosts in a long outage: drop the past
                     now = time.time()
                     self._queued = {k: t for k, t in self._queued.items() if t > now}
-        return grant._replace(ticket=-grant.ticket - 1)
+        return grant.replaced(ticket=-grant.ticket - 1)
 
     def _behind_local(self, key: str, grant: Grant) -> Grant:
         """A shared slot goes after the slots granted here during the outage: the API must
@@ -221,7 +221,7 @@ class FallbackStorage:
             if until <= now:
                 self._queued.pop(key, None)
                 return grant
-        return grant._replace(wait=max(grant.wait, until - now + _AFTER))
+        return grant.replaced(wait=max(grant.wait, until - now + _AFTER))
 
     def _local_observe(
         self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
