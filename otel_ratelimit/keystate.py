@@ -103,6 +103,16 @@ class Grant:
         self.again = again
         self.place = place
 
+    def fields(self) -> tuple[bool, float, float, float, float, str, bool, float]:
+        """Every field, in order."""
+        return (self.ok, self.wait, self.at, self.ticket, self.cost, self.policy, self.again,
+                self.place)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Grant) and self.fields() == other.fields()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not read-only
+
     def replaced(self, *, wait: float | None = None, ticket: float | None = None) -> Grant:
         """A copy with ``wait`` or ``ticket`` changed."""
         return Grant(self.ok, self.wait if wait is None else wait, self.at,
@@ -110,9 +120,8 @@ class Grant:
                      self.again, self.place)  # fmt: skip
 
     def __repr__(self) -> str:
-        return (f"Grant(ok={self.ok}, wait={self.wait!r}, at={self.at!r}, ticket={self.ticket!r}, "
-                f"cost={self.cost!r}, policy={self.policy!r}, again={self.again}, "
-                f"place={self.place!r})")  # fmt: skip
+        names = ("ok", "wait", "at", "ticket", "cost", "policy", "again", "place")
+        return f"Grant({', '.join(f'{n}={v!r}' for n, v in zip(names, self.fields(), strict=True))})"
 
 
 @dataclass(frozen=True, slots=True)
