@@ -121,7 +121,8 @@ class Grant:
 
     def __repr__(self) -> str:
         names = ("ok", "wait", "at", "ticket", "cost", "policy", "again", "place")
-        return f"Grant({', '.join(f'{n}={v!r}' for n, v in zip(names, self.fields(), strict=True))})"
+        pairs = zip(names, self.fields(), strict=True)
+        return f"Grant({', '.join(f'{name}={value!r}' for name, value in pairs)})"
 
 
 @dataclass(frozen=True, slots=True)
