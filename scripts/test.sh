@@ -30,7 +30,7 @@ pytest "$@"
 if (($# == 0)); then
     pure=$(mktemp -d)
     trap 'rm -rf "$pure"' EXIT
-    cp -r otel_ratelimit tests pyproject.toml "$pure"
+    cp -r otel_ratelimit tests benchmarks pyproject.toml "$pure"
     find "$pure/otel_ratelimit" -name '*.so' -delete
     (cd "$pure" && OTEL_RATELIMIT_EXPECT=pure python -m pytest -q -p no:cacheprovider \
         tests/test_compiled.py tests/test_engine*.py tests/test_headers*.py tests/test_limits.py \
