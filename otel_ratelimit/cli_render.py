@@ -164,7 +164,7 @@ def probe_report(url: str, code: int, obs: Observation, status: RateLimitStatus 
     return {
         "url": safe_url(url), "status_code": code,
         "format": obs.style or ("retry-after" if obs.retry_after is not None else "none"),
-        "policies": [asdict(q) for q in obs.quotas], "retry_after": obs.retry_after,
+        "policies": [q.as_dict() for q in obs.quotas], "retry_after": obs.retry_after,
         "bucket": obs.bucket, "reason": obs.reason, "header_errors": obs.errors,
         "preset": preset.name if preset else None, "decision": decision,
     }  # fmt: skip

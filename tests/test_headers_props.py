@@ -10,10 +10,12 @@ from __future__ import annotations
 import random
 
 import httpx
+import pytest
 from header_helpers import NOW
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import otel_ratelimit
 from otel_ratelimit import headers as h
 from otel_ratelimit.headers import Observation, Quota, _context, _ietf, _reset, parse_headers
 from otel_ratelimit.testing._styles import Decision, response_headers
@@ -118,7 +120,57 @@ def test_warm_caches_never_change_a_result(responses) -> None:
     warm = [parse_headers(x, now=NOW) for x in headers]
     for x, seen in zip(headers, warm, strict=True):
         h._PLANS.clear()
-        for cached in (_context._lowered, _context._amount, _reset._instant, _ietf._sf,
-                       _ietf._read_policy):  # fmt: skip
+        for cached in (_context._lowered, _context._encoded, _context._amount, _reset._instant,
+                       _ietf._sf, _ietf._read_policy):  # fmt: skip
             cached.cache_clear()
         assert parse_headers(x, now=NOW) == seen
+
+
+class _Listless(httpx.Headers):
+    """An httpx.Headers subclass: not httpx's own class, so it takes the public path."""
+
+
+_NAMES = st.sampled_from(["X-RateLimit-Limit-Requests", "x-ratelimit-remaining-requests",
+                          "X-RATELIMIT-RESET-REQUESTS", "Retry-After", "RateLimit", "Content-Type",
+                          "ratelimit-policy", "x-ratelimit-reset-after"])  # fmt: skip
+_VALUES = st.one_of(
+    st.sampled_from([b"10", b"0", b"59.5s", b"1m2s", b"17ms", b"2", b'"d";r=3;t=4', b"-1"]),
+    st.binary(max_size=8),  # not UTF-8 at times: counted, never raised
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8))
+def test_httpx_private_list_reads_as_the_public_pairs(pairs) -> None:
+    """httpx's Headers is read through its private ``_list`` (lowercased names); that reading
+    equals reading the same headers through public ``raw`` pairs, a subclass, or str items."""
+    headers = httpx.Headers([(k.encode(), v) for k, v in pairs])
+    assert _context._lowercased(type(headers)) and not _context._lowercased(_Listless)
+    fast = parse_headers(headers, now=NOW)
+    assert fast == parse_headers(list(headers.raw), now=NOW)
+    assert fast == parse_headers(_Listless(headers), now=NOW)
+    broken = httpx.Headers(headers)
+    broken._list = tuple(broken._list)  # type: ignore[assignment]  # an httpx that changed it
+    assert fast == parse_headers(broken, now=NOW)
+
+
+def test_quota_and_observation_are_values() -> None:
+    """Equal and hashable by value, with a repr naming every field; read-only when compiled."""
+    quota = Quota("requests", 10.0, 3.0, 1.5)
+    same = Quota("requests", 10.0, 3.0, 1.5, None)
+    assert quota == same and hash(quota) == hash(same) and quota != Quota("tokens", 10.0, 3.0, 1.5)
+    assert quota.as_dict() == {"policy": "requests", "limit": 10.0, "remaining": 3.0,
+                               "reset_after": 1.5, "window": None}  # fmt: skip
+    assert (
+        repr(quota)
+        == "Quota(policy='requests', limit=10.0, remaining=3.0, reset_after=1.5, window=None)"
+    )
+    obs = Observation((quota,), retry_after=2.0, errors=1)
+    assert obs == Observation((same,), 2.0, None, False, None, 1, None) and len({obs, obs}) == 1
+    assert "retry_after=2.0" in repr(obs) and not obs.empty and Observation().empty
+    assert obs != quota and quota != obs
+    if otel_ratelimit.COMPILED:
+        with pytest.raises(AttributeError, match="not writable"):
+            quota.limit = 5.0  # type: ignore[misc]
+        with pytest.raises(AttributeError, match="not writable"):
+            obs.errors = 0  # type: ignore[misc]

@@ -37,6 +37,10 @@ def read_fields(headers: object, reads: frozenset[str]) -> tuple[dict[str, str |
     and the keys of the pairs that are no (name, value) at all."""
     fields: dict[str, str | None] = {}
     bad: set[str] = set()
+    if _lowercased(type(headers)):  # httpx's own list: (raw, lowercase, value) bytes triples
+        triples = getattr(headers, "_list", None)
+        if type(triples) is list:
+            return _read_lowercase(triples, reads, fields), bad
     raw = getattr(headers, "raw", None)  # httpx's Headers: (bytes, bytes) pairs, not decoded yet
     if type(raw) is list:
         return _read_raw(raw, reads, fields), bad
@@ -91,6 +95,36 @@ def _lowered(reads: frozenset[str]) -> dict[bytes, str | None]:
     for name in reads:  # unchanged behaviour: a configured non-latin-1 name fails the parse
         name.encode("latin-1")
     return {}
+
+
+_HTTPX_HEADERS: dict[type, bool] = {}
+
+
+def _lowercased(cls: type) -> bool:
+    """Whether ``cls`` is httpx's (or httpx2's) ``Headers``, whose private ``_list`` holds each
+    name lowercased already: reading it skips building ``raw`` and lowering names. Any other
+    class, or an httpx whose ``_list`` is no list, takes the public path."""
+    if (found := _HTTPX_HEADERS.get(cls)) is None:
+        found = cls.__name__ == "Headers" and cls.__module__.split(".")[0] in ("httpx", "httpx2")
+        _HTTPX_HEADERS[cls] = found
+    return found
+
+
+@lru_cache(maxsize=64)
+def _encoded(reads: frozenset[str]) -> dict[bytes, str]:
+    """Each read name as latin-1 bytes (a configured non-latin-1 name fails the parse)."""
+    return {name.encode("latin-1"): name for name in reads}
+
+
+def _read_lowercase(
+    triples: list[Any], reads: frozenset[str], fields: dict[str, str | None]
+) -> dict[str, str | None]:
+    """``read_fields`` for httpx's ``(raw name, lowercase name, value)`` triples."""
+    names = _encoded(reads)
+    for _, lower, value in triples:
+        if (name := names.get(lower)) is not None:
+            _add(fields, name, value)
+    return fields
 
 
 def _read_raw(

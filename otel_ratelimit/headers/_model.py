@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 __all__ = ["Observation", "Quota"]
 
-# A frozen dataclass's own __init__ stores each field through object.__setattr__, about three
-# times what a plain store costs; the parser makes these on every response. So both classes
-# store through their slots' descriptors instead (_QUOTA, _OBSERVATION: set once they exist).
+# The parser makes these on every response. They are plain classes with their own
+# ``__init__``, not dataclasses: compiled (setup.py), a plain class is a C struct filled in
+# place and its ``Final`` attributes are read-only, where a dataclass's generated ``__init__``
+# runs as Python (a frozen one through ``object.__setattr__``, three times slower again).
+# Equality, hashing and repr are by value, as a frozen dataclass's were.
 
 
-@dataclass(frozen=True, slots=True, init=False)
 class Quota:
-    """One rate-limit policy as the server reported it."""
+    """One rate-limit policy as the server reported it (read-only)."""
 
-    policy: str
-    limit: float | None
-    remaining: float | None
-    reset_after: float | None
-    window: float | None = None
+    __slots__ = ("limit", "policy", "remaining", "reset_after", "window")
+    FIELDS: ClassVar[tuple[str, ...]] = ("policy", "limit", "remaining", "reset_after", "window")
 
     def __init__(
         self,
@@ -30,17 +27,32 @@ class Quota:
         reset_after: float | None,
         window: float | None = None,
     ) -> None:
-        set_policy, set_limit, set_remaining, set_reset_after, set_window = _QUOTA
-        set_policy(self, policy)
-        set_limit(self, limit)
-        set_remaining(self, remaining)
-        set_reset_after(self, reset_after)
-        set_window(self, window)
+        self.policy: Final = policy
+        self.limit: Final = limit
+        self.remaining: Final = remaining
+        self.reset_after: Final = reset_after
+        self.window: Final = window
+
+    def fields(self) -> tuple[str, float | None, float | None, float | None, float | None]:
+        """Every field, in the order of ``FIELDS``."""
+        return (self.policy, self.limit, self.remaining, self.reset_after, self.window)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name (for JSON)."""
+        return dict(zip(Quota.FIELDS, self.fields(), strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Quota) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return _repr("Quota", Quota.FIELDS, self.fields())
 
 
-@dataclass(frozen=True, slots=True, init=False)
 class Observation:
-    """Everything one response said about rate limits.
+    """Everything one response said about rate limits (read-only).
 
     ``errors`` counts the rate-limit values the response carried but the parser rejected
     (malformed, negative, NaN, a zero quota, a reset or wait beyond ``MAX_RESET_SECONDS``):
@@ -48,13 +60,16 @@ class Observation:
     read by two rows counts once; headers that no row reads never count.
     """
 
-    quotas: tuple[Quota, ...] = ()
-    retry_after: float | None = None
-    bucket: str | None = None
-    is_global: bool = False
-    reason: str | None = None
-    errors: int = 0
-    style: str | None = None
+    __slots__ = ("bucket", "errors", "is_global", "quotas", "reason", "retry_after", "style")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "quotas",
+        "retry_after",
+        "bucket",
+        "is_global",
+        "reason",
+        "errors",
+        "style",
+    )
 
     def __init__(
         self,
@@ -66,26 +81,34 @@ class Observation:
         errors: int = 0,
         style: str | None = None,
     ) -> None:
-        set_quotas, set_retry_after, set_bucket, set_global, set_reason, set_errors, set_style = (
-            _OBSERVATION
-        )
-        set_quotas(self, quotas)
-        set_retry_after(self, retry_after)
-        set_bucket(self, bucket)
-        set_global(self, is_global)
-        set_reason(self, reason)
-        set_errors(self, errors)
-        set_style(self, style)
+        self.quotas: Final = quotas
+        self.retry_after: Final = retry_after
+        self.bucket: Final = bucket
+        self.is_global: Final = is_global
+        self.reason: Final = reason
+        self.errors: Final = errors
+        self.style: Final = style
+
+    def fields(self) -> tuple[Any, ...]:
+        """Every field, in the order of ``FIELDS``."""
+        return (self.quotas, self.retry_after, self.bucket, self.is_global, self.reason,
+                self.errors, self.style)  # fmt: skip
 
     @property
     def empty(self) -> bool:
         """True when the response gave nothing to act on: no quotas and no Retry-After."""
         return not self.quotas and self.retry_after is None
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Observation) and self.fields() == other.fields()
 
-def _setters(cls: type, names: str) -> tuple[Callable[[object, object], None], ...]:
-    return tuple(vars(cls)[name].__set__ for name in names.split())
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return _repr("Observation", Observation.FIELDS, self.fields())
 
 
-_QUOTA = _setters(Quota, "policy limit remaining reset_after window")
-_OBSERVATION = _setters(Observation, "quotas retry_after bucket is_global reason errors style")
+def _repr(name: str, names: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    pairs = ", ".join(f"{n}={v!r}" for n, v in zip(names, values, strict=True))
+    return f"{name}({pairs})"

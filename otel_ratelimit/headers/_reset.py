@@ -99,6 +99,9 @@ def _instant(text: str, kind: str) -> tuple[float, bool] | None:
     """(seconds, True) for a sane delta, (epoch seconds, False) for a moment, or None."""
     text = text.strip()
     if kind == "duration":  # a Go duration ends in a unit, a plain number never does
+        head = text[:-1]  # seconds alone ("59.999s") is the common case: no regex for it
+        if text[-1:] == "s" and head.replace(".", "", 1).isdigit() and head.isascii():
+            return _delta(float(head))
         if (match := _GO.fullmatch(text)) and match.start(1) == 0:  # one part, as in "1s"
             return _delta(float(match[1]) * _GO_UNIT[match[2]])
         if match:
