@@ -2,8 +2,9 @@
 
 An API is not slowed until it first pushes back (only a slow start bounds what is in flight
 while nothing is known); then the successes so far give a first estimate (none yet: no
-estimate, only the pause), which ramps up until the next pushback cuts it halfway back, after
-which the rate grows additively, slowly near the last pushback, and is cut multiplicatively.
+estimate, only the pause) and a bound above it, and the rate ramps from one to the other;
+from there (or from a pushback that came first) it grows additively, slowly near the last
+pushback, and is cut multiplicatively.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def succeed(state: KeyState, config: KeyConfig) -> None:
     state.probe_ok += 1
     adaptive = config.adaptive
     if adaptive is not None and state.rate is not None:
-        if state.ramping:  # the first estimate is a lower bound: find the ceiling quickly
+        if state.ramping:  # the first estimate is a lower bound: climb quickly to the upper
             rate = state.rate + RAMP
+            if rate >= state.peak:  # the ramp's end; additive growth at full speed from here
+                rate, state.ramping, state.peak = state.peak, False, 0.0
         else:  # additive: ``increase_step`` more per second of healthy traffic
             step = adaptive.increase_step / max(state.rate, 1.0)
             if state.peak * PEAK_NEAR <= state.rate <= state.peak / PEAK_NEAR:
@@ -78,18 +81,16 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
             # the slow start (or the configured limits) still bound what goes out.
             state.probe_start, state.probe_ok = state.cooldown_until, 0.0
             return
-        # First pushback: the success rate so far, stretched over the pause, is the estimate.
+        # First pushback: the success rate so far, stretched over the pause, is the estimate,
+        # where the ramp begins. Pauses are often rounded up to a whole second (Retry-After: 1,
+        # an HTTP-date), so the window may have been up to a second shorter and the rate that
+        # much higher: the ramp ends there, before it overshoots (an overshoot costs a pause).
         elapsed = max(now - state.probe_start, 0.0) + cooldown
-        measured = state.probe_ok / max(elapsed, 1.0)
-        rate = state.peak = adaptive.initial_rate or measured  # where the ramp begins
+        rate = adaptive.initial_rate or state.probe_ok / max(elapsed, 1.0)
+        state.peak = max(rate, state.probe_ok / max(elapsed - 1.0, 1.0))  # where it ends
         state.ramping = True
     else:
         rate = state.rate * adaptive.decrease_factor
-        if state.ramping:
-            # A ramp overshoots by what it grew while its first excess was on the way back,
-            # often more than one cut undoes (and every pushback costs a pause): the limit
-            # lies between where the ramp began (it passed) and here; halfway is the guess.
-            rate = min(rate, (state.peak + state.rate) / 2)
         state.peak = state.rate
         state.ramping = False
     rate = max(rate, adaptive.min_rate)

@@ -59,9 +59,9 @@ class KeyState:
     tats: dict[str, float] = field(default_factory=dict)  # GCRA theoretical arrival times
     windows: dict[str, Window] = field(default_factory=dict)
     rate: float | None = None  # adaptive rate; None until the API first pushes back
-    ramping: bool = False  # after the first estimate: grow 10%/s until the next pushback
-    peak: float = 0.0  # the learned rate that last drew a pushback; while ramping, the first
-    # estimate the ramp began from (0: none yet)
+    ramping: bool = False  # after the first estimate: grow 15%/s up to ``peak``
+    peak: float = 0.0  # the learned rate that last drew a pushback; while ramping, where the
+    # ramp ends (0: none)
     probe_start: float = 0.0  # when success counting for the first rate estimate began
     probe_ok: float = 0.0
     decrease_seq: float = -1.0  # responses to tickets up to this one are already accounted for

@@ -78,26 +78,32 @@ def test_initial_rate_still_applies_at_a_first_pushback_before_any_success():
     assert state.rate == 3.0
 
 
-def test_a_ramp_that_overshot_is_cut_halfway_back_to_where_it_began():
-    """The pushback ending the ramp cuts to halfway between the first estimate (it passed) and
-    the rate that drew it, when that is below one ``decrease_factor`` cut; the peak is the rate
-    that drew it. A small overshoot gets the plain cut."""
-    config = KeyConfig(adaptive=AdaptiveConfig(decrease_factor=0.9))
-    for ramp_to, halfway in ((25.0, True), (10.5, False)):
+def test_the_ramp_climbs_to_the_bound_a_rounded_pause_allows_then_grows_additively():
+    """20 successes in 0.3 s, then a 429 with a whole-second Retry-After: the window was
+    somewhere between 1 and 1.3 s, so the rate between 20/1.3 (where the ramp begins) and 20
+    (where it ends, without the next pushback). Then additive growth at full speed; a pushback
+    during the ramp cuts by ``decrease_factor``."""
+    config = KeyConfig(adaptive=AdaptiveConfig(decrease_factor=0.9, increase_step=1.0))
+    for cut_at in (None, 17.0):
         state = KeyState(seq=0.5)
-        for i in range(20):  # 20 successes in the first second
-            t = 100.0 + i * 0.05
+        for i in range(20):
+            t = 100.0 + i * 0.015
             observe(state, config, t, _go(state, config, t), 200, NOTHING)
-        observe(state, config, 101.0, _go(state, config, 101.0), 429, Observation(retry_after=1))
-        assert state.ramping and state.rate == 10.0  # 20 over 1 s and the 1 s pause
-        t = 102.0
-        while state.rate < ramp_to - 1e-9:  # ramping: RAMP more per success
+        observe(state, config, 100.3, _go(state, config, 100.3), 429, Observation(retry_after=1))
+        assert state.ramping and state.rate == pytest.approx(20 / 1.3) and state.peak == 20.0
+        t = 101.3
+        while state.ramping and (cut_at is None or state.rate < cut_at):
             t += 0.01
             observe(state, config, t, _go(state, config, t), 200, NOTHING)
-        observe(state, config, t, _go(state, config, t), 429, NOTHING)
-        assert not state.ramping and state.peak == pytest.approx(ramp_to, abs=0.2)
-        peak = state.peak
-        assert state.rate == pytest.approx((10.0 + peak) / 2 if halfway else peak * 0.9)
+        if cut_at is None:
+            assert (state.rate, state.peak) == (20.0, 0.0)  # at the bound, no band to slow it
+            observe(state, config, t, _go(state, config, t), 200, NOTHING)
+            assert state.rate == pytest.approx(20.0 + 1.0 / 20.0)  # increase_step per second
+        else:
+            ramped = state.rate
+            observe(state, config, t, _go(state, config, t), 429, NOTHING)
+            assert not state.ramping and state.peak == ramped
+            assert state.rate == pytest.approx(ramped * 0.9)
 
 
 def test_a_silent_api_whose_first_answer_is_429_is_used_at_its_limit_soon():
@@ -123,8 +129,9 @@ def test_a_silent_api_whose_first_answer_is_429_is_used_at_its_limit_soon():
 
 def test_the_modelled_silent_styles_keep_their_goodput():
     """benchmarks/aimd_model.py (the engine on a fake clock against a modelled 20/s upstream,
-    20 phases each): >= 90% goodput on average and <= 3% 429s in every style (before the
-    ramp's halfway cut: 89.2% for whole-second Retry-After). The real evidence is
+    20 phases each): >= 92% goodput on average and <= 3% 429s in every style (before the
+    ramp ended at the bound a rounded pause allows: 91.2% for whole-second Retry-After, 91.6%
+    for HTTP-dates, 84.8% in the worst run of dates). The real evidence is
     accuracy.py; this keeps a change to the decisions from quietly undoing it."""
     spec = importlib.util.spec_from_file_location("aimd_model", MODEL)
     assert spec is not None and spec.loader is not None
@@ -133,5 +140,5 @@ def test_the_modelled_silent_styles_keep_their_goodput():
     for style in model.STYLES:
         runs = [model.run(style, 8, seed) for seed in range(20)]
         goodput = statistics.mean(ok / 600 for ok, _ in runs)
-        assert goodput >= 0.90, (style, goodput)
+        assert goodput >= 0.92, (style, goodput)
         assert all(bad <= 0.03 * (ok + bad) for ok, bad in runs), (style, runs)

@@ -76,6 +76,7 @@ local function succeed(s)
     local rate
     if s.ramping then
       rate = s.rate + RAMP
+      if rate >= s.peak then rate, s.ramping, s.peak = s.peak, false, 0.0 end
     else
       local step = adaptive.increase_step / math.max(s.rate, 1.0)
       if s.peak * PEAK_NEAR <= s.rate and s.rate <= s.peak / PEAK_NEAR then
@@ -99,11 +100,10 @@ local function decrease(s, cooldown)
     local measured = s.probe_ok / math.max(elapsed, 1.0)
     local initial = opt(adaptive.initial_rate)
     rate = truthy(initial) and initial or measured
-    s.peak = rate
+    s.peak = math.max(rate, s.probe_ok / math.max(elapsed - 1.0, 1.0))
     s.ramping = true
   else
     rate = s.rate * adaptive.decrease_factor
-    if s.ramping then rate = math.min(rate, (s.peak + s.rate) / 2) end
     s.peak = s.rate
     s.ramping = false
   end
