@@ -81,13 +81,16 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
             # the slow start (or the configured limits) still bound what goes out.
             state.probe_start, state.probe_ok = state.cooldown_until, 0.0
             return
-        # First pushback: the success rate so far, stretched over the pause, is the estimate,
-        # where the ramp begins. Pauses are often rounded up to a whole second (Retry-After: 1,
-        # an HTTP-date), so the window may have been up to a second shorter and the rate that
-        # much higher: the ramp ends there, before it overshoots (an overshoot costs a pause).
+        # First pushback: the successes so far, over the time until the pause ends, are at
+        # least the rate. Pauses are often rounded up to a whole second (Retry-After: 1, an
+        # HTTP-date), so the window may have been up to a second shorter and the rate that
+        # much higher: at most. The ramp begins halfway and ends there, before it overshoots
+        # (an overshoot costs a pause).
         elapsed = max(now - state.probe_start, 0.0) + cooldown
-        rate = adaptive.initial_rate or state.probe_ok / max(elapsed, 1.0)
-        state.peak = max(rate, state.probe_ok / max(elapsed - 1.0, 1.0))  # where it ends
+        low = state.probe_ok / max(elapsed, 1.0)
+        high = state.probe_ok / max(elapsed - 1.0, 1.0)
+        state.peak = max(adaptive.initial_rate or low, high)  # where the ramp ends
+        rate = adaptive.initial_rate or (low + high) / 2
         state.ramping = True
     else:
         rate = state.rate * adaptive.decrease_factor

@@ -45,7 +45,9 @@ def test_a_pushback_before_any_success_pauses_but_guesses_no_rate():
     for i in range(1, 10):  # 10 successes in the 0.55 s after the pause
         observe(state, config, 1.05 + i * 0.05, _go(state, config, 1.02 + i * 0.05), 200, NOTHING)
     observe(state, config, 1.6, _go(state, config, 1.55), 429, Observation(retry_after=0.5))
-    assert state.rate == 10 / (1.6 - 1.02 + 0.5)  # measured after the first pause only
+    # measured after the first pause only: 10 over 0.58 s and the 0.5 s pause, at least; over
+    # 1 s (its pause rounded up by a second, windows no shorter than 1 s), at most
+    assert state.rate == (10 / (1.6 - 1.02 + 0.5) + 10 / 1.0) / 2
 
 
 def test_an_api_that_only_pushes_back_gets_one_request_per_growing_pause():
@@ -80,17 +82,18 @@ def test_initial_rate_still_applies_at_a_first_pushback_before_any_success():
 
 def test_the_ramp_climbs_to_the_bound_a_rounded_pause_allows_then_grows_additively():
     """20 successes in 0.3 s, then a 429 with a whole-second Retry-After: the window was
-    somewhere between 1 and 1.3 s, so the rate between 20/1.3 (where the ramp begins) and 20
-    (where it ends, without the next pushback). Then additive growth at full speed; a pushback
+    somewhere between 1 and 1.3 s, so the rate between 20/1.3 and 20. The ramp begins halfway
+    and ends at 20, without the next pushback; then additive growth at full speed. A pushback
     during the ramp cuts by ``decrease_factor``."""
     config = KeyConfig(adaptive=AdaptiveConfig(decrease_factor=0.9, increase_step=1.0))
-    for cut_at in (None, 17.0):
+    for cut_at in (None, 19.0):
         state = KeyState(seq=0.5)
         for i in range(20):
             t = 100.0 + i * 0.015
             observe(state, config, t, _go(state, config, t), 200, NOTHING)
         observe(state, config, 100.3, _go(state, config, 100.3), 429, Observation(retry_after=1))
-        assert state.ramping and state.rate == pytest.approx(20 / 1.3) and state.peak == 20.0
+        assert state.ramping and state.rate == pytest.approx((20 / 1.3 + 20) / 2)
+        assert state.peak == 20.0
         t = 101.3
         while state.ramping and (cut_at is None or state.rate < cut_at):
             t += 0.01

@@ -97,10 +97,11 @@ local function decrease(s, cooldown)
       return
     end
     local elapsed = math.max(now - s.probe_start, 0.0) + cooldown
-    local measured = s.probe_ok / math.max(elapsed, 1.0)
+    local low = s.probe_ok / math.max(elapsed, 1.0)
+    local high = s.probe_ok / math.max(elapsed - 1.0, 1.0)
     local initial = opt(adaptive.initial_rate)
-    rate = truthy(initial) and initial or measured
-    s.peak = math.max(rate, s.probe_ok / math.max(elapsed - 1.0, 1.0))
+    s.peak = math.max(truthy(initial) and initial or low, high)
+    rate = truthy(initial) and initial or (low + high) / 2
     s.ramping = true
   else
     rate = s.rate * adaptive.decrease_factor
