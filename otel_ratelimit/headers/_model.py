@@ -13,7 +13,27 @@ __all__ = ["Observation", "Quota"]
 # Equality, hashing and repr are by value, as a frozen dataclass's were.
 
 
-class Quota:
+class _Value:
+    """Equal, hashable and printed by value: by ``fields()``, named by ``FIELDS``."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def fields(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        pairs = zip(self.FIELDS, self.fields(), strict=True)
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in pairs)})"
+
+
+class Quota(_Value):
     """One rate-limit policy as the server reported it (read-only)."""
 
     __slots__ = ("limit", "policy", "remaining", "reset_after", "window")
@@ -41,17 +61,8 @@ class Quota:
         """The fields by name (for JSON)."""
         return dict(zip(Quota.FIELDS, self.fields(), strict=True))
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Quota) and self.fields() == other.fields()
 
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        return _repr("Quota", Quota.FIELDS, self.fields())
-
-
-class Observation:
+class Observation(_Value):
     """Everything one response said about rate limits (read-only).
 
     ``errors`` counts the rate-limit values the response carried but the parser rejected
@@ -98,17 +109,3 @@ class Observation:
     def empty(self) -> bool:
         """True when the response gave nothing to act on: no quotas and no Retry-After."""
         return not self.quotas and self.retry_after is None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Observation) and self.fields() == other.fields()
-
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        return _repr("Observation", Observation.FIELDS, self.fields())
-
-
-def _repr(name: str, names: tuple[str, ...], values: tuple[Any, ...]) -> str:
-    pairs = ", ".join(f"{n}={v!r}" for n, v in zip(names, values, strict=True))
-    return f"{name}({pairs})"
