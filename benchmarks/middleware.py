@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -267,6 +268,7 @@ def _counted(target: str, counts: dict[str, float]) -> list[str]:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still cleans up
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--calls", type=int, default=500)

@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -229,6 +230,7 @@ def verdict(row: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still cleans up
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--styles", default=",".join(STYLES))
     parser.add_argument("--clients", default=",".join(CLIENTS))

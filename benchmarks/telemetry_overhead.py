@@ -33,6 +33,7 @@ Target in the issue: SDK exporting <= 10% over telemetry off.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -203,6 +204,7 @@ def _measure(url: str, mock: bool, n: int, rounds: int, tracers: TracerProvider,
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still cleans up
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="per round and variant")
     parser.add_argument("--rounds", type=int, default=20)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import require_redis
@@ -78,3 +80,43 @@ def test_redis_throughput_tables():
     for row in commands:
         assert row["non-2xx"] == "0"
         assert row["sent"] == "EVALSHA 20" and row["commands per request"] == "2.00"
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_stopped_middleware_benchmark_stops_its_uvicorn_servers():
+    """SIGTERM (Ctrl-C's sibling, what `kill` sends) while the benchmark's two uvicorn servers
+    run: its cleanup still runs, and no server outlives it (before: both did)."""
+    bench = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "middleware.py"), "--requests", "3000",
+         "--rounds", "20", "--calls", "5"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        servers: set[int] = set()
+        while len(servers) < 2 and time.monotonic() < deadline and bench.poll() is None:
+            servers = _children(bench.pid)
+            time.sleep(0.05)
+        assert len(servers) == 2, "the benchmark never started its uvicorn servers"
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=30) != 0
+        until = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in servers) and time.monotonic() < until:
+            time.sleep(0.1)
+        left = [pid for pid in servers if Path(f"/proc/{pid}").exists()]
+        assert not left, f"uvicorn servers outlived the benchmark: {left}"
+    finally:
+        bench.kill()
+        bench.wait()
