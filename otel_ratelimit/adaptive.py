@@ -89,8 +89,8 @@ def decrease(state: KeyState, config: KeyConfig, now: float, cooldown: float) ->
         elapsed = max(now - state.probe_start, 0.0) + cooldown
         low = state.probe_ok / max(elapsed, 1.0)
         high = state.probe_ok / max(elapsed - 1.0, 1.0)
-        state.peak = max(adaptive.initial_rate or low, high)  # where the ramp ends
         rate = adaptive.initial_rate or (low + high) / 2
+        state.peak = max(rate, high)  # where the ramp ends
         state.ramping = True
     else:
         rate = state.rate * adaptive.decrease_factor

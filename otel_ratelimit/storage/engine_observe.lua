@@ -100,8 +100,8 @@ local function decrease(s, cooldown)
     local low = s.probe_ok / math.max(elapsed, 1.0)
     local high = s.probe_ok / math.max(elapsed - 1.0, 1.0)
     local initial = opt(adaptive.initial_rate)
-    s.peak = math.max(truthy(initial) and initial or low, high)
     rate = truthy(initial) and initial or (low + high) / 2
+    s.peak = math.max(rate, high)
     s.ramping = true
   else
     rate = s.rate * adaptive.decrease_factor
