@@ -67,8 +67,9 @@ __all__ = [
 ]
 
 PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others back
-SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server then counts
-# them in ticket order, which the in-flight correction relies on (ties reorder, under-count)
+SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server mostly counts
+# them in ticket order, which the in-flight correction relies on (``learn`` allows for a burst
+# overtaken on the way)
 PROBE_POLL = 0.02  # how often held-back requests look again
 _QUIET = Outcome()
 
@@ -242,8 +243,11 @@ def observe(
     if status <= 0:
         return Outcome()  # no response at all (the connection failed): nothing to learn
     after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers
+    # Nor, perhaps, those still out from before it: on their own connections requests can
+    # reach the server out of ticket order (``learn`` counts a burst of them at most).
+    unseen = max(0.0, state.sent - state.answered - after)
     for quota in obs.quotas:
-        learn(state, quota, now, ticket, after)
+        learn(state, quota, now, ticket, after, unseen)
     pushback = status in config.backoff_status_codes or (
         obs.retry_after is not None and status >= 400
     )

@@ -45,7 +45,10 @@ def roll_window(w: Window, t: float) -> Window:
     length = max(length, 1e-3)
     skipped = math.floor((t - w.end) / length)
     start = w.end + skipped * length
-    return Window(w.limit, start, start + length, w.limit, 0.0, w.length, w.seq, assumed=True)
+    # Slots taken past what the server counted as left belong to the next window (``base``
+    # below zero, see ``learn``): it starts with them spent.
+    spent = min(w.limit, -w.base) if w.base < 0 and skipped == 0 else 0.0
+    return Window(w.limit, start, start + length, w.limit, spent, w.length, w.seq, assumed=True)
 
 
 def unroll(w: Window, now: float) -> Window:
@@ -91,25 +94,36 @@ def _leak(quota: Quota, limit: float, remaining: float, old: Window | None) -> f
     """The drain per second of a quota that reports a leaky bucket, else 0.
 
     A leaky bucket's time to reset is its level over the drain rate, ``used * window /
-    limit``, exactly. A window that resets matches that only by chance, and rarely strictly
-    between empty and full, so that is what first marks a key as leaky; it stays so while
-    its answers keep matching.
+    limit``, exactly. A window that resets matches that only by chance: rarely strictly
+    between empty and full, and then mostly when its reset is rounded to whole seconds. So
+    a match strictly between marks a new key as leaky, and a key known as a window only
+    when its reset has a fraction of a second; it stays so while its answers keep matching.
     """
     window, ttr = quota.window, quota.reset_after
     if not window or ttr is None or quota.limit is None or limit <= 0:
         return 0.0
     if abs(ttr - (limit - remaining) * window / limit) > LEAK_MATCH:
         return 0.0
-    if 0 < remaining < limit or (old is not None and old.leak > 0):
+    if old is not None and old.leak > 0:
+        return limit / window
+    # A whole number of seconds is what a window's reset rounded up looks like too (25 per
+    # 5 s with 10 left resets in 3 s): on a key known as a window, it marks no bucket.
+    if 0 < remaining < limit and (old is None or ttr != math.floor(ttr)):
         return limit / window
     return 0.0
 
 
-def learn(state: KeyState, quota: Quota, now: float, ticket: float, after: float) -> None:
-    """Fold one reported quota into the key's windows."""
+def learn(
+    state: KeyState, quota: Quota, now: float, ticket: float, after: float, unseen: float = 0.0
+) -> None:
+    """Fold one reported quota into the key's windows: ``after`` went out after the measured
+    request, and up to ``unseen`` earlier ones may have reached the server after it."""
     if quota.remaining is None:
         return  # a policy without a count says nothing we can hold requests to
     limit = quota.limit if quota.limit is not None else quota.remaining
+    # Overtaken requests come from a burst (slots further apart keep their order); a count
+    # beyond one would be requests that never answered (a process that died holding them).
+    after += min(unseen, max(1.0, math.ceil(limit * PACE_BURST)))
     old = state.windows.get(quota.policy)
     leak = _leak(quota, limit, min(quota.remaining, limit), old)
     if leak > 0:
@@ -134,7 +148,9 @@ def learn(state: KeyState, quota: Quota, now: float, ticket: float, after: float
     if ttr is None:
         ttr = old.end - now if old and old.end > now else (length or DEFAULT_RESET)
     end = now + ttr
-    estimate = max(0.0, min(quota.remaining, limit) - after)
+    # Below zero when more went out after this request than the server had left: those
+    # slots were taken in the next window, which starts with them spent (``roll_window``).
+    estimate = min(quota.remaining, limit) - after
     if old is not None:
         tolerance = min(1.0, 0.5 * length)  # resets often come rounded to whole seconds
         if old.assumed and end <= old.start + tolerance:

@@ -70,7 +70,11 @@ def test_a_window_emptied_at_its_start_is_not_taken_for_a_leaky_bucket():
     observe(state, CONFIG, 0.0, g.ticket, 200, _shopify(40))
     assert state.windows["default"].leak == 0
     assert acquire(state, CONFIG, 0.0, 1, INF).wait >= 19  # waits for the reset
-    observe(state, CONFIG, 0.0, g.ticket, 200, _shopify(30))  # a level between: a bucket
+    # A level between in whole seconds (30 used: 15 s to empty) is what a window's rounded
+    # reset can look like too; in a fraction of a second (31 used: 15.5 s), a bucket.
+    observe(state, CONFIG, 0.0, g.ticket, 200, _shopify(30))
+    assert state.windows["default"].leak == 0
+    observe(state, CONFIG, 0.0, g.ticket, 200, _shopify(31))
     assert state.windows["default"].leak == 2.0
 
 

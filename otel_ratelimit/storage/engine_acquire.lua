@@ -19,7 +19,9 @@ local function roll_window(w, t)
   length = math.max(length, 1e-3)
   local skipped = math.floor((t - w.stop) / length)
   local start = w.stop + skipped * length
-  return new_window(w.limit, start, start + length, w.limit, 0.0, w.length, w.seq, true)
+  local spent = 0.0
+  if w.base < 0 and skipped == 0 then spent = math.min(w.limit, -w.base) end
+  return new_window(w.limit, start, start + length, w.limit, spent, w.length, w.seq, true)
 end
 
 local function unroll(w, t)

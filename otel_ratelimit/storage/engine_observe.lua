@@ -4,17 +4,19 @@
 local function leak_of(qlimit, ttr, qwindow, limit, remaining, old)
   if not truthy(qwindow) or ttr == nil or qlimit == nil or limit <= 0 then return 0.0 end
   if math.abs(ttr - (limit - remaining) * qwindow / limit) > LEAK_MATCH then return 0.0 end
-  if (0 < remaining and remaining < limit) or (old ~= nil and old.leak > 0) then
+  if old ~= nil and old.leak > 0 then return limit / qwindow end
+  if 0 < remaining and remaining < limit and (old == nil or ttr ~= math.floor(ttr)) then
     return limit / qwindow
   end
   return 0.0
 end
 
-local function learn(s, q, ticket, after)
+local function learn(s, q, ticket, after, unseen)
   local policy, qlimit, remaining = q[1], opt(q[2]), opt(q[3])
   local ttr, qwindow = opt(q[4]), opt(q[5])
   if remaining == nil then return end
   local limit = qlimit ~= nil and qlimit or remaining
+  after = after + math.min(unseen, math.max(1.0, math.ceil(limit * PACE_BURST)))
   local old = s.w[policy]
   local leak = leak_of(qlimit, ttr, qwindow, limit, math.min(remaining, limit), old)
   if leak > 0 then
@@ -43,7 +45,7 @@ local function learn(s, q, ticket, after)
     end
   end
   local stop = now + ttr
-  local estimate = math.max(0.0, math.min(remaining, limit) - after)
+  local estimate = math.min(remaining, limit) - after
   if old ~= nil then
     local tolerance = math.min(1.0, 0.5 * length)
     if old.assumed and stop <= old.start + tolerance then return end
@@ -119,7 +121,8 @@ local function observe(s, ticket, status, obs)
   s.answered = s.answered + 1
   if status <= 0 then return {false, '0', false, 0} end
   local after = math.max(0.0, s.seq - ticket)
-  for _, q in ipairs(obs.q) do learn(s, q, ticket, after) end
+  local unseen = math.max(0.0, s.sent - s.answered - after)
+  for _, q in ipairs(obs.q) do learn(s, q, ticket, after, unseen) end
   local retry_after = opt(obs.ra)
   local pushback = codes[status] or (retry_after ~= nil and status >= 400)
   if not pushback then
