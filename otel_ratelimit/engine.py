@@ -66,7 +66,8 @@ __all__ = [
     "window_earliest",
 ]
 
-PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request) holds the others back
+PROBE_TIMEOUT = 2.0  # how long a probe (a key's first request), or a slow start's requests out
+# with nothing sent since, hold the others back
 SPACING = 0.001  # concurrent slots of a header-learned key are 1 ms apart: the server mostly counts
 # them in ticket order, which the in-flight correction relies on (``learn`` allows for a burst
 # overtaken on the way)
@@ -107,7 +108,7 @@ def acquire(
     ):
         return _acquire_configured(state, config, now, cost, max_wait)
     if now < state.probing_until:
-        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "probe", True, place)
+        return _held(state, now, cost, max_wait, "probe", place)
     # A new key, or one idle past what its headers told: one probe learns before the rest go.
     probe = state.seq == 0
     if state.windows and not probe:
@@ -119,7 +120,11 @@ def acquire(
         for name, w in list(state.windows.items()):
             state.windows[name] = roll_window(w, now)
     if config.adaptive is not None and slow_start(state, config):
-        return Grant(True, PROBE_POLL, now + PROBE_POLL, state.seq, cost, "slow_start", True, place)
+        if now - state.last_at < PROBE_TIMEOUT:
+            return _held(state, now, cost, max_wait, "slow_start", place)
+        # Held back that long with nothing answered: what is out counts as lost (a process
+        # that died holding it never answers, and a shared key would stall for good).
+        state.answered = state.sent
     adaptive = adaptive_on(state, config)
     tats = state.tats
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
@@ -166,6 +171,15 @@ def acquire(
     if probe:
         state.probing_until = t + PROBE_TIMEOUT
     return Grant(True, wait, t, state.seq, cost, policy)
+
+
+def _held(state: KeyState, now: float, cost: float, max_wait: float, policy: str,
+          place: float) -> Grant:  # fmt: skip
+    """Look again shortly: a probe or a slow start holds the key back (refused once the
+    caller's ``max_wait`` is spent, like any other wait)."""
+    ok = max_wait >= PROBE_POLL
+    return Grant(ok, PROBE_POLL, now + PROBE_POLL, state.seq, cost, policy, True,
+                 place if ok else 0.0)  # fmt: skip
 
 
 def _take(
@@ -224,7 +238,8 @@ def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> Non
             w.spent = max(0.0, w.spent - grant.cost)
             if w.assumed and w.start > now and w.spent == 0:
                 state.windows[name] = unroll(w, now)
-    state.answered += 1
+    if state.answered < state.sent:  # never more than sent (see acquire)
+        state.answered += 1
     if grant.at >= state.last_at:  # the tail of the queue left: later tickets may go sooner
         state.last_at = now
 
@@ -239,7 +254,8 @@ def observe(
 ) -> Outcome:
     """Fold one response into the key: learned windows, cooldowns and the adaptive rate."""
     state.probing_until = 0.0
-    state.answered += 1
+    if state.answered < state.sent:  # never more than sent (see acquire)
+        state.answered += 1
     if status <= 0:
         return Outcome()  # no response at all (the connection failed): nothing to learn
     after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers

@@ -121,9 +121,6 @@ def learn(
     if quota.remaining is None:
         return  # a policy without a count says nothing we can hold requests to
     limit = quota.limit if quota.limit is not None else quota.remaining
-    # Overtaken requests come from a burst (slots further apart keep their order); a count
-    # beyond one would be requests that never answered (a process that died holding them).
-    after += min(unseen, max(1.0, math.ceil(limit * PACE_BURST)))
     old = state.windows.get(quota.policy)
     leak = _leak(quota, limit, min(quota.remaining, limit), old)
     if leak > 0:
@@ -143,6 +140,10 @@ def learn(
         return
     if old is not None and old.leak > 0:
         old = None  # no longer a leaky bucket: start over
+    # Overtaken requests come from a burst (slots further apart keep their order); a count
+    # beyond one would be requests that never answered (a process that died holding them).
+    # Not in a bucket: it never resets, so the lowest count it keeps would only ever sink.
+    after += min(unseen, max(1.0, math.ceil(limit * PACE_BURST)))
     ttr = quota.reset_after
     length = quota.window or max(old.length if old else 0.0, ttr or 0.0)
     if ttr is None:

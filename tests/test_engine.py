@@ -285,3 +285,17 @@ def test_first_contact_sends_one_probe_and_holds_the_rest():
     observe(state, config, 0.02, probe.ticket, 200, _window_obs(5, 1.0, limit=5))
     assert not acquire(state, config, 0.02, 1, INF).again
     assert not acquire(KeyState(seq=1, probing_until=2.0), config, 2.5, 1, INF).again  # lost probe
+
+
+def test_a_caller_held_back_by_a_probe_or_a_slow_start_keeps_to_its_max_wait():
+    """Looking again is a wait too: once the caller's budget is under one look, it is refused
+    (it was told to look again for as long as the hold lasted, past any max_wait)."""
+    state, config = KeyState(), KeyConfig(adaptive=AdaptiveConfig())
+    probe = acquire(state, config, 0.0, 1, INF)
+    assert acquire(state, config, 0.1, 1, 1.0).ok  # budget left: look again
+    refused = acquire(state, config, 0.1, 1, 0.0)  # raise_on_limit, or the budget is spent
+    assert not refused.ok and refused.policy == "probe" and state.seq == 1
+    observe(state, config, 0.2, probe.ticket, 200, Observation())
+    acquire(state, config, 0.3, 1, INF)  # the slow start's one request out
+    refused = acquire(state, config, 0.4, 1, 0.0)
+    assert not refused.ok and refused.policy == "slow_start"

@@ -145,3 +145,24 @@ def test_the_modelled_silent_styles_keep_their_goodput():
         goodput = statistics.mean(ok / 600 for ok, _ in runs)
         assert goodput >= 0.92, (style, goodput)
         assert all(bad <= 0.03 * (ok + bad) for ok, bad in runs), (style, runs)
+
+
+def test_a_request_that_never_answers_holds_a_slow_start_back_for_a_while_only():
+    """A silent API's key in slow start: one request out holds the next back until it answers.
+    On a shared store the process holding it can die (a worker killed at its timeout), and
+    its answer never comes: once nothing went out for PROBE_TIMEOUT (2 s), what is out counts
+    as lost. Before, every later request of the key, in every process, was held for good."""
+    config = KeyConfig(adaptive=AdaptiveConfig())
+    state = KeyState()
+    first = acquire(state, config, 0.0, 1, INF)
+    observe(state, config, 0.1, first.ticket, 200, NOTHING)
+    lost = acquire(state, config, 0.2, 1, INF)
+    assert lost.wait == 0 and not lost.again
+    held = acquire(state, config, 1.0, 1, INF)
+    assert held.again and held.policy == "slow_start"
+    freed = acquire(state, config, 2.3, 1, INF)
+    assert not freed.again and freed.wait == 0
+    # The lost request answering after all counts no more answers than requests sent.
+    observe(state, config, 2.4, lost.ticket, 200, NOTHING)
+    observe(state, config, 2.5, freed.ticket, 200, NOTHING)
+    assert state.answered == state.sent == 3

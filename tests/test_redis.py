@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -107,6 +110,53 @@ def test_memory_sqlite_and_redis_decide_alike(config, steps, redis_url, tmp_path
             assert list(states[0][0].windows) == list(states[2][0].windows)
     finally:
         sqlite.close(), redis_store.clear(key), redis_store.close()
+
+
+def test_a_request_lost_by_a_dead_process_stops_holding_the_key_back(redis_url):
+    """The Lua port of the slow start's time bound: a silent API's request whose process died
+    holds the shared key back for PROBE_TIMEOUT (2 s), not for good."""
+    clock, key = FakeClock(), f"lost-{uuid.uuid4()}"
+    store, config = RedisStorage(redis_url, clock=clock), KeyConfig(adaptive=AdaptiveConfig())
+    try:
+        first = store.acquire(key, config, 1, 60)
+        store.observe(key, config, first.ticket, 200, Observation())
+        assert not store.acquire(key, config, 1, 60).again  # its process dies: no answer
+        clock.t += 1.0
+        assert store.acquire(key, config, 1, 60).policy == "slow_start"
+        clock.t += 1.5
+        freed = store.acquire(key, config, 1, 60)
+        assert not freed.again and freed.wait == 0
+    finally:
+        store.clear(key), store.close()
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_request_does_not_stall_the_shared_key(redis_url):
+    """A real process sends the first request to a silent API (3 s to answer) through Redis
+    and is killed (SIGKILL) while it is out. Another limiter on the same Redis gets its
+    request through once the 2 s hold has passed, where it was held back for good before."""
+    RedisStorage(redis_url).clear()
+    with Upstream("429-only", limit=100, window=1.0, latency=3.0) as up:
+        child = subprocess.Popen([sys.executable, "-c", (
+            "import sys; from otel_ratelimit import RateLimiter; "
+            "RateLimiter(storage=sys.argv[1]).request('GET', sys.argv[2])"
+        ), redis_url, up.url + "/x"])  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while up.total == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert up.total == 1  # its request is out
+        finally:
+            child.kill()
+            child.wait()
+        limiter = RateLimiter(storage=redis_url, max_wait=10)
+        started = time.monotonic()
+        try:
+            assert limiter.request("GET", up.url + "/x").status_code == 200
+        finally:
+            limiter.close()
+        assert time.monotonic() - started < 2.5 + 3.0 + 1.0  # the hold, the answer, slack
+    assert up.rejected == 0
 
 
 @pytest.mark.slow

@@ -189,3 +189,22 @@ def test_429_with_retry_after_pauses_every_thread(upstream):
     assert errors == []
     assert upstream.rejected <= 16  # one burst of in-flight requests at most per learning step
     assert upstream.ok >= 10
+
+
+def test_a_request_held_behind_a_slow_probe_raises_at_its_max_wait():
+    """A new silent API answering in 1.5 s: the first request probes, the next is held until
+    it answers, but no longer than its max_wait (0.3 s); it raises RateLimitExceeded then."""
+    with Upstream("429-only", limit=100, window=1.0, latency=1.5) as upstream:
+        limiter = RateLimiter(max_wait=0.3)
+        with limiter.client(base_url=upstream.url) as client:
+            first = threading.Thread(target=client.get, args=("/x",))
+            first.start()
+            while upstream.total == 0:
+                time.sleep(0.01)
+            started = time.monotonic()
+            with pytest.raises(RateLimitExceeded):
+                client.get("/x")
+            waited = time.monotonic() - started
+            first.join()
+    assert 0.25 <= waited < 1.0  # its budget, not the probe's 1.5 s
+    assert upstream.total == 1

@@ -129,9 +129,14 @@ local function wait_in_line(s, t, cost, max_wait, place, rate, policy)
   return grant(true, at - now, at, s.seq, policy, true, place)
 end
 
+local function held(s, max_wait, policy, place)
+  local ok = max_wait >= PROBE_POLL
+  return grant(ok, PROBE_POLL, now + PROBE_POLL, s.seq, policy, true, ok and place or 0.0)
+end
+
 local function acquire(s, cost, max_wait, place)
   if now < s.probing_until then
-    return grant(true, PROBE_POLL, now + PROBE_POLL, s.seq, 'probe', true, place)
+    return held(s, max_wait, 'probe', place)
   end
   local probe = s.seq == 0
   for _, name in ipairs(s.wl) do
@@ -141,7 +146,10 @@ local function acquire(s, cost, max_wait, place)
     for _, name in ipairs(s.wl) do s.w[name] = roll_window(s.w[name], now) end
   end
   if slow_start(s) then
-    return grant(true, PROBE_POLL, now + PROBE_POLL, s.seq, 'slow_start', true, place)
+    if now - s.last_at < PROBE_TIMEOUT then
+      return held(s, max_wait, 'slow_start', place)
+    end
+    s.answered = s.sent
   end
   local windowed = #s.wl > 0
   local adaptive_on = adaptive ~= nil and s.rate ~= nil and not windowed
@@ -212,6 +220,6 @@ local function release(s, at, cost)
       if w.assumed and w.start > now and w.spent == 0 then s.w[name] = unroll(w, now) end
     end
   end
-  s.answered = s.answered + 1
+  if s.answered < s.sent then s.answered = s.answered + 1 end
   if at >= s.last_at then s.last_at = now end
 end

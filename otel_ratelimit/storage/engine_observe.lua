@@ -16,7 +16,6 @@ local function learn(s, q, ticket, after, unseen)
   local ttr, qwindow = opt(q[4]), opt(q[5])
   if remaining == nil then return end
   local limit = qlimit ~= nil and qlimit or remaining
-  after = after + math.min(unseen, math.max(1.0, math.ceil(limit * PACE_BURST)))
   local old = s.w[policy]
   local leak = leak_of(qlimit, ttr, qwindow, limit, math.min(remaining, limit), old)
   if leak > 0 then
@@ -31,6 +30,7 @@ local function learn(s, q, ticket, after, unseen)
     return
   end
   if old ~= nil and old.leak > 0 then old = nil end
+  after = after + math.min(unseen, math.max(1.0, math.ceil(limit * PACE_BURST)))
   local length
   if truthy(qwindow) then
     length = qwindow
@@ -118,7 +118,7 @@ end
 -- An Outcome as {backoff, cooldown, rate, with_errors}; Python adds the header errors.
 local function observe(s, ticket, status, obs)
   s.probing_until = 0.0
-  s.answered = s.answered + 1
+  if s.answered < s.sent then s.answered = s.answered + 1 end
   if status <= 0 then return {false, '0', false, 0} end
   local after = math.max(0.0, s.seq - ticket)
   local unseen = math.max(0.0, s.sent - s.answered - after)
