@@ -55,22 +55,27 @@ def test_threads_never_over_admit(upstream):
     assert upstream.ok >= 0.8 * upstream.allowed(3.0)
 
 
-@pytest.mark.parametrize("upstream", ["openai", "ietf"], indirect=True)
-def test_coroutines_never_over_admit(upstream):
-    """Thirty-two coroutines on one AsyncClient: no over-admission."""
+def _hammer_coroutines(url: str, coroutines: int, seconds: float) -> None:
+    """``coroutines`` coroutines calling ``url`` on one limited AsyncClient for ``seconds``."""
 
     async def main() -> None:
         limiter = RateLimiter(max_wait=30)
-        async with limiter.async_client(base_url=upstream.url) as client:
-            deadline = time.monotonic() + 3.0
+        async with limiter.async_client(base_url=url) as client:
+            deadline = time.monotonic() + seconds
 
             async def loop() -> None:
                 while time.monotonic() < deadline:
                     await client.get("/x")
 
-            await asyncio.gather(*(loop() for _ in range(32)))
+            await asyncio.gather(*(loop() for _ in range(coroutines)))
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("upstream", ["openai", "ietf"], indirect=True)
+def test_coroutines_never_over_admit(upstream):
+    """Thirty-two coroutines on one AsyncClient: no over-admission."""
+    _hammer_coroutines(upstream.url, 32, 3.0)
     assert upstream.rejected == 0
     assert upstream.ok >= 0.8 * upstream.allowed(3.0)
 
@@ -81,19 +86,7 @@ def test_coroutines_stay_inside_whole_second_windows_as_they_roll():
     reset read as a leaky bucket, and slots booked past a count forgotten, let 7 to 28
     requests of such a run through to a 429 before they were mended."""
     with Upstream("ietf", limit=25, window=5.0, latency=0.01) as upstream:
-
-        async def main() -> None:
-            limiter = RateLimiter(max_wait=30)
-            async with limiter.async_client(base_url=upstream.url) as client:
-                deadline = time.monotonic() + 11.0
-
-                async def loop() -> None:
-                    while time.monotonic() < deadline:
-                        await client.get("/x")
-
-                await asyncio.gather(*(loop() for _ in range(32)))
-
-        asyncio.run(main())
+        _hammer_coroutines(upstream.url, 32, 11.0)
     assert upstream.rejected == 0
     assert upstream.ok >= 0.8 * upstream.allowed(11.0)
 
