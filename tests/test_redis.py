@@ -160,10 +160,10 @@ def test_a_process_killed_mid_request_does_not_stall_the_shared_key(redis_url):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("style", ["github", "openai"])
+@pytest.mark.parametrize("style", ["github", "ietf", "openai"])
 def test_four_processes_share_redis_exactly(style, redis_url):
     """4 processes x 4 threads on one Redis: the upstream never answers 429."""
-    limit, window = (25, 5.0) if style == "github" else (10, 1.0)
+    limit, window = (10, 1.0) if style == "openai" else (25, 5.0)
     RedisStorage(redis_url).clear()
     with Upstream(style, limit=limit, window=window, latency=0.01) as up:
         run_processes([up], redis_url)
