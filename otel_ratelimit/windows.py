@@ -140,8 +140,8 @@ def learn(
         return
     if old is not None and old.leak > 0:
         old = None  # no longer a leaky bucket: start over
-    # Overtaken requests come from a burst (slots further apart keep their order); a count
-    # beyond one would be requests that never answered (a process that died holding them).
+    # Overtaken requests come from a burst (slots further apart keep their order); more than
+    # a burst would be requests that never answered (a process that died holding them).
     # Not in a bucket: it never resets, so the lowest count it keeps would only ever sink.
     after += min(unseen, max(1.0, math.ceil(limit * PACE_BURST)))
     ttr = quota.reset_after
