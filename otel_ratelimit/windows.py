@@ -127,10 +127,13 @@ def learn(
         # What is left, less what went out after this request: below zero when slots are
         # already handed out against the drain to come.
         estimate = min(quota.remaining, limit) - after
-        if old is not None and old.leak > 0:
+        if old is not None and old.leak > 0 and (unseen > 0 or ticket <= old.seq):
             # The bucket held already drains as the server's does; a higher count is a
             # response that overtook an earlier ticket on the way (that ticket is in neither
-            # its count nor ``after``): keep the lowest, as in a window.
+            # its count nor ``after``): keep the lowest, as in a window. A later ticket's
+            # count with nothing earlier unanswered is whole: taken even when higher, or the
+            # level, which never resets, would only sink with each count made too low by a
+            # later request the server saw first (in its count and in ``after`` both).
             current = roll_window(old, now)
             if estimate >= current.base - current.spent:
                 return

@@ -20,7 +20,7 @@ local function learn(s, q, ticket, after, unseen)
   local leak = leak_of(qlimit, ttr, qwindow, limit, math.min(remaining, limit), old)
   if leak > 0 then
     local estimate = math.min(remaining, limit) - after
-    if old ~= nil and old.leak > 0 then
+    if old ~= nil and old.leak > 0 and (unseen > 0 or ticket <= old.seq) then
       local current = roll_window(old, now)
       if estimate >= current.base - current.spent then return end
     end
