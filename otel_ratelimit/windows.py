@@ -114,7 +114,7 @@ def _leak(quota: Quota, limit: float, remaining: float, old: Window | None) -> f
 
 
 def learn(
-    state: KeyState, quota: Quota, now: float, ticket: float, after: float, unseen: float = 0.0
+    state: KeyState, quota: Quota, now: float, ticket: float, after: float, unseen: float
 ) -> None:
     """Fold one reported quota into the key's windows: ``after`` went out after the measured
     request, and up to ``unseen`` earlier ones may have reached the server after it."""
@@ -145,7 +145,8 @@ def learn(
         old = None  # no longer a leaky bucket: start over
     # Overtaken requests come from a burst (slots further apart keep their order); more than
     # a burst would be requests that never answered (a process that died holding them).
-    # Not in a bucket: it never resets, so the lowest count it keeps would only ever sink.
+    # Not in a bucket: there a count taken while earlier requests are unanswered can only
+    # lower the level (above), and counting them as well stretched the Shopify line's waits.
     after += min(unseen, max(1.0, math.ceil(limit * PACE_BURST)))
     ttr = quota.reset_after
     length = quota.window or max(old.length if old else 0.0, ttr or 0.0)
