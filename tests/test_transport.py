@@ -192,8 +192,10 @@ def test_a_request_held_behind_a_slow_probe_raises_at_its_max_wait():
         with limiter.client(base_url=upstream.url) as client:
             first = threading.Thread(target=client.get, args=("/x",))
             first.start()
-            while upstream.total == 0:
+            deadline = time.monotonic() + 10
+            while upstream.total == 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert upstream.total == 1  # the probe is out
             started = time.monotonic()
             with pytest.raises(RateLimitExceeded):
                 client.get("/x")
