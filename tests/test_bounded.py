@@ -50,6 +50,23 @@ def test_100k_hosts_keep_memory_storage_bounded():
     assert after - warm <= 0.10 * warm, (warm, after)  # flat, not 4x the warm-up
 
 
+def test_memory_storage_evicts_the_least_recently_used_key():
+    """Steps on the key of the step before skip the LRU move: the order stays right, and a
+    cleared key starts over."""
+    store, config = MemoryStorage(max_keys=2), KeyConfig(limits=(Limit(1000, 1.0),))
+    for key in ("a", "b", "a", "a"):  # the second "a" in a row takes the shortcut
+        store.acquire(key, config, 1.0, 1.0)
+    store.acquire("c", config, 1.0, 1.0)
+    assert store.keys() == ["a", "c"]  # b was least recently used
+    assert store.acquire("c", config, 1.0, 1.0).again  # the same state: its probe is out
+    store.clear("c")
+    assert store.keys() == ["a"]
+    assert not store.acquire("c", config, 1.0, 1.0).again  # a new state: this is its probe
+    store.clear()
+    assert store.keys() == [] and store.load("c") is None
+    assert not store.acquire("c", config, 1.0, 1.0).again
+
+
 def _answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, headers=HEADERS)
 

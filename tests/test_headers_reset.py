@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 from header_helpers import NOW, http_date
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_ratelimit.headers import parse_headers, parse_reset, parse_retry_after
+from otel_ratelimit.headers._context import Context, _amount, read_amount
+from otel_ratelimit.headers._reset import MAX_RESET_SECONDS, _instant, seconds
 
 # --- reset encodings ----------------------------------------------------------------------
 
@@ -143,3 +147,34 @@ def test_retry_after_garbage_counted(value: str) -> None:
     """Bad Retry-After values are ignored and counted."""
     obs = parse_headers({"Retry-After": value}, now=NOW)
     assert obs.retry_after is None and obs.errors == 1 and obs.empty
+
+
+# --- plain numbers, read without the cache --------------------------------------------------
+
+_KINDS = ("auto", "delta", "delta-ms", "epoch", "epoch-ms", "duration", "rfc3339", "http-date",
+          "retry-after")  # fmt: skip
+
+
+@given(
+    st.from_regex(r"[0-9]{0,18}(\.[0-9]{0,6})?s?", fullmatch=True),
+    st.sampled_from(_KINDS),
+)
+def test_a_plain_number_read_on_the_spot_reads_as_through_the_cache(text: str, kind: str) -> None:
+    """``seconds`` reads short plain decimals without the cache; the cached reader (every
+    other text) must agree on each of them, for every kind."""
+    found = _instant(text, kind)  # the cached path, which takes any text
+    expected = None if found is None else found[0] if found[1] else max(0.0, found[0] - NOW)
+    if found is not None and not found[1] and found[0] - NOW > MAX_RESET_SECONDS:
+        expected = None
+    assert seconds(text, NOW, kind) == expected
+
+
+@given(
+    st.from_regex(r"[0-9]{0,18}|[0-9\u0660-\u0669\u00b2]{1,3}", fullmatch=True),  # non-ASCII too
+    st.sampled_from("qwrt"),
+)
+def test_a_plain_count_read_on_the_spot_reads_as_through_the_cache(text: str, check: str) -> None:
+    """``read_amount`` reads short runs of ASCII digits without the cache: same result."""
+    ctx = Context({"x": text}, set(), NOW)
+    assert read_amount(ctx, "x", check) == _amount(text, check)
+    assert bool(ctx.bad_keys) == (_amount(text, check) is None)

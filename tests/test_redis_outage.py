@@ -45,7 +45,10 @@ def _check(server, up, events, marks, errors, caplog) -> None:
     assert errors == []  # no call failed
     stats = up.stats()
     assert stats["rejected"] <= 0.05 * stats["total"], stats
-    assert 10 <= marks["during"] <= 60  # going on while Redis was dead, at ~20/s, not ~300/s
+    # Going on while Redis was dead, at up to 20/s, not ~300/s. The local store starts the key
+    # over (a probe, then whole-second resets of a 1 s window: about half the limit gets
+    # through; 11-25 of the 24 allowed in 1.2 s, 14 runs), so the floor only says "not stuck".
+    assert 5 <= marks["during"] <= 60
     names = [e for _, e, _ in events]
     assert names.count("fallback") == 1 and names.count("recovered") == 1, events
     assert {d for _, e, d in events} <= {"ConnectionError", "TimeoutError"}

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any, TypeAlias
 
 from ._model import Quota
-from ._reset import MAX_CHARS, MAX_RESET_SECONDS, number, seconds
+from ._reset import MAX_CHARS, MAX_RESET_SECONDS, SHORT, number, seconds
 
 __all__ = [
     "CHECKS",
@@ -116,14 +116,20 @@ def _encoded(reads: frozenset[str]) -> dict[bytes, str]:
     return {name.encode("latin-1"): name for name in reads}
 
 
+_LAST_ENCODED: list[tuple[frozenset[str], dict[bytes, str]]] = [(frozenset(), {})]
+
+
 def _read_lowercase(
     triples: list[Any], reads: frozenset[str], fields: dict[str, str | None]
 ) -> dict[str, str | None]:
     """``read_fields`` for httpx's ``(raw name, lowercase name, value)`` triples."""
-    names = _encoded(reads)
-    for _, lower, value in triples:
-        if (name := names.get(lower)) is not None:
-            _add(fields, name, value)
+    used, names = _LAST_ENCODED[0]  # one set of names is read by nearly every response
+    if used is not reads:
+        names = _encoded(reads)
+        _LAST_ENCODED[0] = (reads, names)  # one swap: threads see the old pair or this one
+    for triple in triples:
+        if (name := names.get(triple[1])) is not None:
+            _add(fields, name, triple[2])
     return fields
 
 
@@ -176,7 +182,12 @@ def read_amount(ctx: Context, name: str, check: str) -> float | None:
     if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
         ctx.unread(name)
         return None
-    if (value := _amount(text, check)) is None:
+    if len(text) <= SHORT and text.isdigit() and text.isascii():  # a plain count: no cache
+        number = float(text)
+        value: float | None = number if CHECKS[check](number) else None
+    else:
+        value = _amount(text, check)
+    if value is None:
         ctx.bad(name)
     return value
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 __all__ = [
     "MAX_CHARS",
     "MAX_RESET_SECONDS",
+    "SHORT",
     "number",
     "parse_reset",
     "parse_retry_after",
@@ -21,6 +22,7 @@ MAX_RESET_SECONDS: float = 32 * 86400
 """Resets and waits further away than this are absurd (no API makes callers wait a month)."""
 
 MAX_CHARS = 4096  # longer values are bugs or attacks; parsing them would only burn CPU
+SHORT = 15  # digits read without a cache or a regex: 15 stay exact and finite as a float
 # ASCII digits only: float() would also take "nan", "inf", "1_000" and non-ASCII digits.
 _NUM = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _GO_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"  # "ms" is tried before "m"
@@ -86,7 +88,14 @@ def parse_reset(value: object, *, now: float, kind: str = "auto") -> float | Non
 
 def seconds(text: str, now: float, kind: str) -> float | None:
     """`parse_reset` for a string of at most MAX_CHARS characters."""
-    if (found := _instant(text, kind)) is None:
+    # A plain decimal ("30", "1712345678", "59.999s" for a duration) is read on the spot: its
+    # text changes with every response, so the cache would only miss and evict.
+    head = text[:-1] if kind == "duration" and text[-1:] == "s" else text
+    if len(head) <= SHORT and head.replace(".", "", 1).isdigit() and head.isascii():
+        found = _as_kind(float(head), kind)
+    else:
+        found = _instant(text, kind)
+    if found is None:
         return None
     value, is_delta = found
     return value if is_delta else _from_epoch(value, now)
@@ -113,6 +122,13 @@ def _instant(text: str, kind: str) -> tuple[float, bool] | None:
         if date is None and kind in ("auto", "http-date", "retry-after"):
             date = _http_date(text)
         return None if date is None else (date, False)
+    return _as_kind(value, kind)
+
+
+def _as_kind(value: float, kind: str) -> tuple[float, bool] | None:
+    """`_instant` for a finite number: what `kind` makes of it."""
+    if kind == "duration":  # a plain number of seconds
+        return _delta(value)
     if kind == "epoch-ms" or (kind == "auto" and value >= 1e12):
         return value / 1000, False
     if kind == "epoch" or (kind == "auto" and value >= 1e9):
