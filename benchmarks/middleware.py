@@ -231,13 +231,13 @@ def instructions(n: int, mock: bool) -> dict[str, float]:
     """
     counts = {}
     server = None if mock else _serve_upstream()
+    target = "http://api.mock/x" if server is None else server[1] + "/x"
     try:
         for kind, label in ONE_CALL.items():
             totals = []
             for calls in (n // 5, n):
                 with tempfile.TemporaryDirectory() as tmp:
                     out = Path(tmp) / "callgrind.out"
-                    target = "http://api.mock/x" if server is None else server[1] + "/x"
                     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                     sys.executable, __file__, "--count", kind, str(calls), target],
                                    check=True, capture_output=True,

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any, TypeAlias
 
 from ._model import Quota
-from ._reset import MAX_CHARS, MAX_RESET_SECONDS, SHORT, number, seconds
+from ._reset import MAX_CHARS, MAX_RESET_SECONDS, number, plain, seconds
 
 __all__ = [
     "CHECKS",
@@ -182,9 +182,9 @@ def read_amount(ctx: Context, name: str, check: str) -> float | None:
     if (text := ctx.fields.get(name)) is None:  # ctx.get without a call when present
         ctx.unread(name)
         return None
-    if len(text) <= SHORT and text.isdigit() and text.isascii():  # a plain count: no cache
-        number = float(text)
-        value: float | None = number if CHECKS[check](number) else None
+    if (head := plain(text)) is not None:  # a plain count: read on the spot, no cache
+        amount = float(head)
+        value: float | None = amount if CHECKS[check](amount) else None
     else:
         value = _amount(text, check)
     if value is None:

@@ -11,10 +11,10 @@ from functools import lru_cache
 __all__ = [
     "MAX_CHARS",
     "MAX_RESET_SECONDS",
-    "SHORT",
     "number",
     "parse_reset",
     "parse_retry_after",
+    "plain",
     "seconds",
 ]
 
@@ -86,12 +86,19 @@ def parse_reset(value: object, *, now: float, kind: str = "auto") -> float | Non
     return seconds(value, now, kind)
 
 
+def plain(text: str, kind: str = "") -> str | None:
+    """``text`` as a short plain decimal that ``float`` reads exactly as ``number`` would (for a
+    duration, without its "s"), or None: signs, spaces, exponents, long or non-ASCII digits."""
+    head = text[:-1] if kind == "duration" and text[-1:] == "s" else text
+    ok = len(head) <= SHORT and head.replace(".", "", 1).isdigit() and head.isascii()
+    return head if ok else None
+
+
 def seconds(text: str, now: float, kind: str) -> float | None:
     """`parse_reset` for a string of at most MAX_CHARS characters."""
     # A plain decimal ("30", "1712345678", "59.999s" for a duration) is read on the spot: its
     # text changes with every response, so the cache would only miss and evict.
-    head = text[:-1] if kind == "duration" and text[-1:] == "s" else text
-    if len(head) <= SHORT and head.replace(".", "", 1).isdigit() and head.isascii():
+    if (head := plain(text, kind)) is not None:
         found = _as_kind(float(head), kind)
     else:
         found = _instant(text, kind)
@@ -108,9 +115,6 @@ def _instant(text: str, kind: str) -> tuple[float, bool] | None:
     """(seconds, True) for a sane delta, (epoch seconds, False) for a moment, or None."""
     text = text.strip()
     if kind == "duration":  # a Go duration ends in a unit, a plain number never does
-        head = text[:-1]  # seconds alone ("59.999s") is the common case: no regex for it
-        if text[-1:] == "s" and head.replace(".", "", 1).isdigit() and head.isascii():
-            return _delta(float(head))
         if (match := _GO.fullmatch(text)) and match.start(1) == 0:  # one part, as in "1s"
             return _delta(float(match[1]) * _GO_UNIT[match[2]])
         if match:
