@@ -126,7 +126,8 @@ class Core:
                 status = response.status_code
                 obs = parse_headers(response.headers, now=time.time(), headers_map=self.headers_map)
                 try:
-                    outcome: Outcome = yield ("observe", key, config, grant.ticket, status, obs)
+                    outcome: Outcome = yield ("observe", key, config, grant.ticket, status, obs,
+                                              grant.cost)  # fmt: skip
                 except Exception as error:
                     tel.storage_error(error)
                     raise
@@ -195,7 +196,7 @@ class Core:
         came (not for a cancellation); then the error goes on up."""
         self.telemetry.attempt_ended(span, None, exc)
         if isinstance(exc, Exception):
-            yield ("observe", key, config, grant.ticket, 0, _NO_ANSWER)  # no answer
+            yield ("observe", key, config, grant.ticket, 0, _NO_ANSWER, grant.cost)  # no answer
         raise exc
 
 

@@ -29,7 +29,7 @@ from .adaptive import (
 )
 from .headers import Observation
 from .keystate import Grant, KeyConfig, KeyState, Outcome, Window
-from .line import HORIZON, learned, line_rate, wait_in_line
+from .line import HORIZON, learned, line_rate, spare, wait_in_line
 from .windows import (
     DEFAULT_RESET,
     LEAK_MATCH,
@@ -124,7 +124,7 @@ def acquire(
             return _held(state, now, cost, max_wait, "slow_start", place)
         # Held back that long with nothing answered: what is out counts as lost (a process
         # that died holding it never answers, and a shared key would stall for good).
-        state.answered = state.sent
+        state.answered, state.out = state.sent, 0.0
     adaptive = adaptive_on(state, config)
     tats = state.tats
     # Slots never go out of ticket order, or a response's count would miss an earlier ticket.
@@ -160,7 +160,8 @@ def acquire(
         # then (a pushback's cut, a bucket's count), and callers wait for it in line.
         rate = line_rate(state, adaptive, policy)
         if rate > 0:
-            grant = wait_in_line(state, now, t, cost, max_wait, place, rate, policy)
+            room = 0.0 if adaptive else spare(state, t, cost)
+            grant = wait_in_line(state, now, t, cost, max_wait, place, rate, policy, room)
             if grant is not None:
                 return grant
         else:
@@ -200,6 +201,7 @@ def _take(
         state.probe_start = now
     state.seq += cost
     state.sent += 1
+    state.out += cost
     state.last_at = t
 
 
@@ -223,6 +225,7 @@ def _acquire_configured(
         state.probe_start = now
     seq = state.seq = state.seq + cost
     state.sent += 1
+    state.out += cost
     state.last_at = t
     return Grant(True, wait, t, seq, cost, policy)
 
@@ -240,6 +243,7 @@ def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> Non
                 state.windows[name] = unroll(w, now)
     if state.answered < state.sent:  # never more than sent (see acquire)
         state.answered += 1
+    state.out = state.out - grant.cost if state.out > grant.cost else 0.0
     if grant.at >= state.last_at:  # the tail of the queue left: later tickets may go sooner
         state.last_at = now
 
@@ -251,11 +255,15 @@ def observe(
     ticket: float,
     status: int,
     obs: Observation,
+    cost: float = 1.0,
 ) -> Outcome:
-    """Fold one response into the key: learned windows, cooldowns and the adaptive rate."""
+    """Fold one response into the key: learned windows, cooldowns and the adaptive rate.
+    ``cost`` is the answered request's (``Grant.cost``)."""
     state.probing_until = 0.0
     if state.answered < state.sent:  # never more than sent (see acquire)
         state.answered += 1
+    out = state.out
+    state.out = out - cost if out > cost else 0.0
     if status <= 0:
         return Outcome()  # no response at all (the connection failed): nothing to learn
     after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers
@@ -263,7 +271,7 @@ def observe(
     # reach the server out of ticket order (``learn`` counts a burst of them at most).
     unseen = max(0.0, state.sent - state.answered - after)
     for quota in obs.quotas:
-        learn(state, quota, now, ticket, after, unseen)
+        learn(state, quota, now, ticket, after, unseen, out - state.out)
     pushback = status in config.backoff_status_codes or (
         obs.retry_after is not None and status >= 400
     )

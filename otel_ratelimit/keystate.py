@@ -69,6 +69,7 @@ class KeyState:
     probing_until: float = 0.0  # a probe is out: others look again until its answer (or this)
     sent: int = 0  # requests admitted
     answered: int = 0  # requests whose response (or failure, or cancellation) came back
+    out: float = 0.0  # the cost of requests admitted and not yet answered
     line_end: float = 0.0  # places in line issued so far, in cost (see line.py)
     line_served: float = 0.0  # the highest place that booked its slot (or was skipped)
 

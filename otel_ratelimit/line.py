@@ -14,10 +14,13 @@ itself, and a line whose every holder is gone ends.
 
 from __future__ import annotations
 
+import math
+
 from .adaptive import ADAPTIVE
 from .keystate import Grant, KeyState
+from .windows import roll_window
 
-__all__ = ["HORIZON", "NEAR", "learned", "line_rate", "wait_in_line"]
+__all__ = ["HORIZON", "NEAR", "learned", "line_rate", "spare", "wait_in_line"]
 
 HORIZON = 0.25  # slots set by a learned rate (AIMD, a leaky bucket) are reserved this far ahead
 NEAR = HORIZON + 1e-9  # a turn this close is booked (the slack absorbs float rounding)
@@ -36,6 +39,21 @@ def line_rate(state: KeyState, adaptive: bool, policy: str) -> float:
     return 0.0
 
 
+def spare(state: KeyState, t: float, cost: float) -> float:
+    """How much of a line may go at ``t`` too: the room every leaky bucket of the key has then
+    beyond ``cost`` (0: none, or no bucket).
+
+    What is out is held in the level until answered, and an answer may give its cost back
+    (``windows.learn``): a line that formed meanwhile would otherwise pace a bucket that has
+    room again at its drain rate."""
+    room = math.inf
+    for old in state.windows.values():
+        if old.leak > 0:
+            w = roll_window(old, t)
+            room = min(room, w.base - w.spent - cost)
+    return room if 0 < room < math.inf else 0.0
+
+
 def wait_in_line(
     state: KeyState,
     now: float,
@@ -45,9 +63,11 @@ def wait_in_line(
     place: float,
     rate: float,
     policy: str,
+    room: float,
 ) -> Grant | None:
     """A caller's turn in line, for the earliest slot ``t``: None to book ``t`` now (its turn
-    is near), else a Grant to come back (holding its place) or a refusal past ``max_wait``."""
+    is near), else a Grant to come back (holding its place) or a refusal past ``max_wait``.
+    ``room``: how much of what is ahead fits at ``t`` too (``spare``)."""
     served, end = state.line_served, state.line_end
     if end > served and t <= now:  # the next slot stands free: places it passed by are gone
         late = now - max(state.last_at + cost / rate, state.cooldown_until) - HORIZON
@@ -58,7 +78,7 @@ def wait_in_line(
     new = place <= 0 or place > end  # none yet, or one the store never issued (it was reset)
     if new:
         place = end + cost
-    ahead = place - cost - served
+    ahead = place - cost - served - room
     turn = t + ahead / rate if ahead > 0 else t
     if turn - now <= NEAR:  # book ``t`` (unless it is past max_wait: refused, taking nothing)
         if t - now <= max_wait:

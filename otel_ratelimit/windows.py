@@ -114,29 +114,32 @@ def _leak(quota: Quota, limit: float, remaining: float, old: Window | None) -> f
 
 
 def learn(
-    state: KeyState, quota: Quota, now: float, ticket: float, after: float, unseen: float
+    state: KeyState,
+    quota: Quota,
+    now: float,
+    ticket: float,
+    after: float,
+    unseen: float,
+    given: float,
 ) -> None:
     """Fold one reported quota into the key's windows: ``after`` went out after the measured
-    request, and up to ``unseen`` earlier ones may have reached the server after it."""
+    request, up to ``unseen`` earlier ones may have reached the server after it, and its answer
+    took ``given`` off the cost still out (``state.out``)."""
     if quota.remaining is None:
         return  # a policy without a count says nothing we can hold requests to
     limit = quota.limit if quota.limit is not None else quota.remaining
     old = state.windows.get(quota.policy)
     leak = _leak(quota, limit, min(quota.remaining, limit), old)
     if leak > 0:
-        # What is left, less what went out after this request: below zero when slots are
-        # already handed out against the drain to come.
-        estimate = min(quota.remaining, limit) - after
-        if old is not None and old.leak > 0 and (unseen > 0 or ticket <= old.seq):
-            # The bucket held already drains as the server's does; a higher count is a
-            # response that overtook an earlier ticket on the way (that ticket is in neither
-            # its count nor ``after``): keep the lowest, as in a window. A later ticket's
-            # count with nothing earlier unanswered is whole: taken even when higher, or the
-            # level, which never resets, would only sink with each count made too low by a
-            # later request the server saw first (in its count and in ``after`` both).
+        # A level is known at any time (no reset ends an error), and requests reach the server
+        # in any order, so no count is taken as whole. Each one bounds the level from above,
+        # drained since it came: what is left, less all still out. The bucket is the lowest
+        # such room, and an answer gives its own cost back: it was held as out, and it is in
+        # the server's level (in this count, or in a higher one taken before).
+        estimate = min(quota.remaining, limit) - state.out
+        if old is not None and old.leak > 0:
             current = roll_window(old, now)
-            if estimate >= current.base - current.spent:
-                return
+            estimate = min(estimate, current.base - current.spent + given)
         end = now + (limit - estimate) / leak
         state.windows[quota.policy] = Window(limit, now, end, estimate, 0.0, quota.window or 0.0,
                                              ticket, False, leak)  # fmt: skip
@@ -145,8 +148,6 @@ def learn(
         old = None  # no longer a leaky bucket: start over
     # Overtaken requests come from a burst (slots further apart keep their order); more than
     # a burst would be requests that never answered (a process that died holding them).
-    # Not in a bucket: there a count taken while earlier requests are unanswered can only
-    # lower the level (above), and counting them as well stretched the Shopify line's waits.
     after += min(unseen, max(1.0, math.ceil(limit * PACE_BURST)))
     ttr = quota.reset_after
     length = quota.window or max(old.length if old else 0.0, ttr or 0.0)

@@ -28,7 +28,13 @@ class Storage(Protocol):
         """Reserve a slot for ``cost`` on ``key`` (see ``engine.acquire``)."""
 
     def observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """Fold a response into ``key`` (see ``engine.observe``)."""
 
@@ -41,7 +47,13 @@ class Storage(Protocol):
         """``acquire`` for async code: never blocks the event loop."""
 
     async def aobserve(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """``observe`` for async code."""
 
@@ -96,10 +108,16 @@ class SteppedStorage:
         return self._step(key, partial(_acquire, config, cost, max_wait, place))
 
     def observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """Fold a response into ``key``."""
-        return self._step(key, partial(_observe, config, ticket, status, obs))
+        return self._step(key, partial(_observe, config, ticket, status, obs, cost))
 
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """Give back a slot that was never used."""
@@ -112,10 +130,16 @@ class SteppedStorage:
         return await self._astep(key, partial(_acquire, config, cost, max_wait, place))
 
     async def aobserve(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """``observe`` for async code."""
-        return await self._astep(key, partial(_observe, config, ticket, status, obs))
+        return await self._astep(key, partial(_observe, config, ticket, status, obs, cost))
 
     async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """``release`` for async code."""
@@ -128,10 +152,9 @@ def _acquire(
     return engine.acquire(s, config, now, cost, max_wait, place)
 
 
-def _observe(
-    config: KeyConfig, ticket: float, status: int, obs: Observation, s: KeyState, now: float
-) -> Outcome:
-    return engine.observe(s, config, now, ticket, status, obs)
+def _observe(config: KeyConfig, ticket: float, status: int, obs: Observation, cost: float,
+             s: KeyState, now: float) -> Outcome:  # fmt: skip
+    return engine.observe(s, config, now, ticket, status, obs, cost)
 
 
 def _release(config: KeyConfig, grant: Grant, s: KeyState, now: float) -> None:

@@ -9,7 +9,7 @@
 -- ARGV[1]  "acquire" | "observe" | "release" | "load"
 -- ARGV[2]  the KeyConfig as JSON (see redis.py: _config_json)
 -- ARGV[3]  the time, or "" for the server's clock (TIME)
--- ARGV[4+] acquire: cost, max_wait, place | observe: ticket, status, observation JSON
+-- ARGV[4+] acquire: cost, max_wait, place | observe: ticket, status, observation JSON, cost
 --          release: grant.at, grant.cost
 --
 -- Numbers travel as text: arguments in Python's repr, results and the stored state in %.17g,
@@ -75,6 +75,7 @@ local function decode(raw)
              probe_start = d.probe_start, probe_ok = d.probe_ok,
              decrease_seq = d.decrease_seq, last_at = d.last_at,
              probing_until = d.probing_until, sent = d.sent, answered = d.answered,
+             out = d.out or 0.0,
              line_end = d.line_end or 0.0, line_served = d.line_served or 0.0,
              wl = {}, w = {}}
   for _, w in ipairs(d.windows) do
@@ -88,13 +89,14 @@ end
 local function fresh()
   return {seq = 0, cooldown_until = 0, strikes = 0, tats = {}, rate = nil, ramping = false,
           peak = 0, probe_start = 0, probe_ok = 0, decrease_seq = -1, last_at = 0,
-          probing_until = 0, sent = 0, answered = 0, line_end = 0, line_served = 0,
+          probing_until = 0, sent = 0, answered = 0, out = 0, line_end = 0,
+          line_served = 0,
           wl = {}, w = {}}
 end
 
 local FIELDS = {'seq', 'cooldown_until', 'strikes', 'peak', 'probe_start', 'probe_ok',
-                'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered', 'line_end',
-                'line_served'}
+                'decrease_seq', 'last_at', 'probing_until', 'sent', 'answered', 'out',
+                'line_end', 'line_served'}
 
 local function encode(s)
   local out = {}

@@ -97,7 +97,20 @@ local function line_rate(s, adaptive_on, adaptive_rate, policy)
   return 0.0
 end
 
-local function wait_in_line(s, t, cost, max_wait, place, rate, policy)
+local function spare(s, t, cost)
+  local room = math.huge
+  for _, name in ipairs(s.wl) do
+    local w = s.w[name]
+    if w.leak > 0 then
+      w = roll_window(w, t)
+      room = math.min(room, w.base - w.spent - cost)
+    end
+  end
+  if 0 < room and room < math.huge then return room end
+  return 0.0
+end
+
+local function wait_in_line(s, t, cost, max_wait, place, rate, policy, room)
   local served, stop = s.line_served, s.line_end
   if stop > served and t <= now then
     local late = now - math.max(s.last_at + cost / rate, s.cooldown_until) - HORIZON
@@ -108,7 +121,7 @@ local function wait_in_line(s, t, cost, max_wait, place, rate, policy)
   end
   local new = place <= 0 or place > stop
   if new then place = stop + cost end
-  local ahead = place - cost - served
+  local ahead = place - cost - served - room
   local turn = t
   if ahead > 0 then turn = t + ahead / rate end
   if turn - now <= NEAR then
@@ -149,7 +162,7 @@ local function acquire(s, cost, max_wait, place)
     if now - s.last_at < PROBE_TIMEOUT then
       return held(s, max_wait, 'slow_start', place)
     end
-    s.answered = s.sent
+    s.answered, s.out = s.sent, 0.0
   end
   local windowed = #s.wl > 0
   local adaptive_on = adaptive ~= nil and s.rate ~= nil and not windowed
@@ -183,7 +196,9 @@ local function acquire(s, cost, max_wait, place)
   if s.line_end > s.line_served or (wait > HORIZON and learned(s, policy)) then
     local rate = line_rate(s, adaptive_on, adaptive_rate, policy)
     if rate > 0 then
-      local g = wait_in_line(s, t, cost, max_wait, place, rate, policy)
+      local room = 0.0
+      if not adaptive_on then room = spare(s, t, cost) end
+      local g = wait_in_line(s, t, cost, max_wait, place, rate, policy, room)
       if g ~= nil then return g end
     else
       s.line_served = s.line_end
@@ -204,6 +219,7 @@ local function acquire(s, cost, max_wait, place)
   if s.probe_start == 0.0 then s.probe_start = now end
   s.seq = s.seq + cost
   s.sent = s.sent + 1
+  s.out = s.out + cost
   s.last_at = t
   if probe then s.probing_until = t + PROBE_TIMEOUT end
   return grant(true, wait, t, s.seq, policy, false)
@@ -221,5 +237,6 @@ local function release(s, at, cost)
     end
   end
   if s.answered < s.sent then s.answered = s.answered + 1 end
+  s.out = s.out > cost and s.out - cost or 0.0
   if at >= s.last_at then s.last_at = now end
 end

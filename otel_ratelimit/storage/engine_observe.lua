@@ -11,7 +11,7 @@ local function leak_of(qlimit, ttr, qwindow, limit, remaining, old)
   return 0.0
 end
 
-local function learn(s, q, ticket, after, unseen)
+local function learn(s, q, ticket, after, unseen, given)
   local policy, qlimit, remaining = q[1], opt(q[2]), opt(q[3])
   local ttr, qwindow = opt(q[4]), opt(q[5])
   if remaining == nil then return end
@@ -19,10 +19,10 @@ local function learn(s, q, ticket, after, unseen)
   local old = s.w[policy]
   local leak = leak_of(qlimit, ttr, qwindow, limit, math.min(remaining, limit), old)
   if leak > 0 then
-    local estimate = math.min(remaining, limit) - after
-    if old ~= nil and old.leak > 0 and (unseen > 0 or ticket <= old.seq) then
+    local estimate = math.min(remaining, limit) - s.out
+    if old ~= nil and old.leak > 0 then
       local current = roll_window(old, now)
-      if estimate >= current.base - current.spent then return end
+      estimate = math.min(estimate, current.base - current.spent + given)
     end
     local stop = now + (limit - estimate) / leak
     set_window(s, policy, new_window(limit, now, stop, estimate, 0.0,
@@ -116,13 +116,15 @@ local function decrease(s, cooldown)
 end
 
 -- An Outcome as {backoff, cooldown, rate, with_errors}; Python adds the header errors.
-local function observe(s, ticket, status, obs)
+local function observe(s, ticket, status, obs, cost)
   s.probing_until = 0.0
   if s.answered < s.sent then s.answered = s.answered + 1 end
+  local out = s.out
+  s.out = out > cost and out - cost or 0.0
   if status <= 0 then return {false, '0', false, 0} end
   local after = math.max(0.0, s.seq - ticket)
   local unseen = math.max(0.0, s.sent - s.answered - after)
-  for _, q in ipairs(obs.q) do learn(s, q, ticket, after, unseen) end
+  for _, q in ipairs(obs.q) do learn(s, q, ticket, after, unseen, out - s.out) end
   local retry_after = opt(obs.ra)
   local pushback = codes[status] or (retry_after ~= nil and status >= 400)
   if not pushback then
@@ -159,7 +161,7 @@ local result
 if op == 'acquire' then
   result = acquire(s, num(ARGV[4]), num(ARGV[5]), num(ARGV[6] or '0.0'))
 elseif op == 'observe' then
-  result = observe(s, num(ARGV[4]), num(ARGV[5]), cjson.decode(ARGV[6]))
+  result = observe(s, num(ARGV[4]), num(ARGV[5]), cjson.decode(ARGV[6]), num(ARGV[7] or '1.0'))
 elseif op == 'release' then
   release(s, num(ARGV[4]), num(ARGV[5]))
   result = 1

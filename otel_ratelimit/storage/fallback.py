@@ -95,16 +95,22 @@ class FallbackStorage:
         return self._local_acquire(key, config, cost, max_wait, place, shot.error)
 
     def observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """Fold a response into the store that granted its slot; never raises for an outage."""
         if ticket >= 0:
             with self.health.attempt() as shot:
                 if shot.go:
-                    out = self.inner.observe(key, config, ticket, status, obs)
+                    out = self.inner.observe(key, config, ticket, status, obs, cost)
                     self._learned.record(key, config, obs, out)
                     return out
-        return self._local_observe(key, config, ticket, status, obs)
+        return self._local_observe(key, config, ticket, status, obs, cost)
 
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """Give back a slot that was never used (a shared one is lost while the store is down)."""
@@ -126,16 +132,22 @@ class FallbackStorage:
         return self._local_acquire(key, config, cost, max_wait, place, shot.error)
 
     async def aobserve(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """``observe`` for async code."""
         if ticket >= 0:
             with self.health.attempt() as shot:
                 if shot.go:
-                    out = await self.inner.aobserve(key, config, ticket, status, obs)
+                    out = await self.inner.aobserve(key, config, ticket, status, obs, cost)
                     self._learned.record(key, config, obs, out)
                     return out
-        return self._local_observe(key, config, ticket, status, obs)
+        return self._local_observe(key, config, ticket, status, obs, cost)
 
     async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
         """``release`` for async code."""
@@ -224,13 +236,19 @@ class FallbackStorage:
         return grant.replaced(wait=max(grant.wait, until - now + _AFTER))
 
     def _local_observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         if ticket == _ALLOWED or self.policy != "local":
             return Outcome()
         self._seed(key, config)
         if ticket < 0:
-            out = self.local.observe(key, config, -ticket - 1, status, obs)
+            out = self.local.observe(key, config, -ticket - 1, status, obs, cost)
         else:  # granted by the store before it failed: learn from it all the same
             out = self.local._step(key, partial(stray, config, ticket, status, obs))
         self._learned.record(key, config, obs, out)

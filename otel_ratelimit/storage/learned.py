@@ -90,6 +90,6 @@ def stray(config: KeyConfig, ticket: float, status: int, obs: Observation,
     """Fold into a local state the response to a slot the shared store granted before it
     failed: its headers count, but it neither answers the local probe nor a local request."""
     answered, probing = s.answered, s.probing_until
-    out = engine.observe(s, config, now, ticket, status, obs)
+    out = engine.observe(s, config, now, ticket, status, obs, 0.0)  # no local slot to give back
     s.answered, s.probing_until = answered, probing
     return out

@@ -79,20 +79,32 @@ class MemoryStorage(LocalClock, SteppedStorage):
         return self.acquire(key, config, cost, max_wait, place)
 
     def observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """Fold a response into ``key``."""
         self._take()
         try:
-            return observe(self._state(key), config, self._clock(), ticket, status, obs)
+            return observe(self._state(key), config, self._clock(), ticket, status, obs, cost)
         finally:
             self._give()
 
     async def aobserve(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """``observe`` for async code."""
-        return self.observe(key, config, ticket, status, obs)
+        return self.observe(key, config, ticket, status, obs, cost)
 
     def load(self, key: str) -> tuple[KeyState, float] | None:
         """A copy of the state of ``key`` and the current time, or None."""

@@ -155,10 +155,18 @@ class RedisStorage:
         return grant(self._call(key, args), cost)
 
     def observe(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """Fold a response into ``key`` (one EVALSHA)."""
-        args = self._args("observe", config, num(ticket), str(int(status)), obs_json(obs))
+        args = self._args(
+            "observe", config, num(ticket), str(int(status)), obs_json(obs), num(cost)
+        )
         return outcome(self._call(key, args), obs)
 
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
@@ -173,10 +181,18 @@ class RedisStorage:
         return grant(await self._acall(key, args), cost)
 
     async def aobserve(
-        self, key: str, config: KeyConfig, ticket: float, status: int, obs: Observation
+        self,
+        key: str,
+        config: KeyConfig,
+        ticket: float,
+        status: int,
+        obs: Observation,
+        cost: float = 1.0,
     ) -> Outcome:
         """``observe`` for async code."""
-        args = self._args("observe", config, num(ticket), str(int(status)), obs_json(obs))
+        args = self._args(
+            "observe", config, num(ticket), str(int(status)), obs_json(obs), num(cost)
+        )
         return outcome(await self._acall(key, args), obs)
 
     async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
