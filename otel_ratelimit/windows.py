@@ -17,6 +17,8 @@ __all__ = [
     "LEAK_MATCH",
     "PACE_BURST",
     "PACE_SPAN",
+    "ROUNDING",
+    "ROUNDING_SHARE",
     "learn",
     "roll_window",
     "stale",
@@ -26,6 +28,8 @@ __all__ = [
 
 PACE_BURST = 0.1  # a learned window's quota may go out in bursts of 10% of what is left
 PACE_SPAN = 0.9  # ...and is spread over 90% of the time to reset: resets arrive late and rounded
+ROUNDING = 1.0  # ...ending at least this long before it (resets in whole seconds), but
+ROUNDING_SHARE = 0.2  # ...at most this share of the window's length before it
 DEFAULT_RESET = 60.0  # assumed time to reset when a server reports remaining but no reset
 LEAK_MATCH = 1e-6  # how exactly a reset must equal used * window / limit to mean a leaky bucket
 
@@ -85,8 +89,12 @@ def window_earliest(w: Window, t: float, cost: float) -> tuple[float, bool]:
     need = w.spent + cost - burst
     if need <= 0 or w.base <= burst:
         return t, False
-    # Spread what is left beyond the burst over the time to reset, the last slot before it.
-    span = PACE_SPAN * (w.end - w.start)
+    # Spread what is left beyond the burst over the time to reset, the last slot before it
+    # by a tenth of that time, or up to a second: a reset given in whole seconds (an epoch,
+    # a rounded delta) can be that late, the same in every answer of a window, and a slot
+    # past the true reset is taken from the next window.
+    left = w.end - w.start
+    span = max(0.0, left - max((1 - PACE_SPAN) * left, min(ROUNDING, ROUNDING_SHARE * w.length)))
     return max(t, w.start + need * span / (w.base - burst + 1)), False
 
 
@@ -162,11 +170,15 @@ def learn(
         if old.assumed and end <= old.start + tolerance:
             return  # measured before a reset this key has already moved past
         if not old.assumed and abs(end - old.end) <= tolerance:
-            # The same window: counts only go down in it, so a higher one is a response that
-            # overtook an earlier ticket on the way; keep the lowest count. Resets come rounded
-            # up (and we receive them late), so the earliest one is the closest to the truth.
+            # The same window: a count, less what went out after it, bounds what is left, so
+            # the lowest is kept, but each answer gives its own cost back: a request the server
+            # counted before the measured one is in its count and among those after it too (a
+            # burst's answers would otherwise lose those slots for the whole window). Resets
+            # come rounded up (and we receive them late): the earliest is the closest.
             old.end = max(now, min(end, old.end))
-            if estimate < old.base - old.spent:
+            room = old.base - old.spent
+            estimate = min(estimate, room + given)
+            if estimate != room:
                 old.start, old.base, old.spent = now, estimate, 0.0
                 old.seq = max(old.seq, ticket)
             return

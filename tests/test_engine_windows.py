@@ -64,3 +64,34 @@ def test_an_answer_that_overtook_an_earlier_request_does_not_count_it_as_unsent(
     observe(state, CONFIG, 1.01, b.ticket, 200, _ietf(9, 0.99, limit=10, w=1.0))
     window = state.windows["default"]
     assert not window.assumed and window.base - window.spent == 7
+
+
+def test_a_burst_counted_twice_in_a_window_is_given_back_as_its_answers_come():
+    """A window's burst of five reaches the server in ticket order and the last to arrive
+    answers first (45 of 51 left): the four before it, unanswered, count as possibly unseen,
+    so the key holds 41. Each later answer gives its own cost back, so once all five are
+    answered it holds the server's 45 again (it kept 41, four slots lost, for the window)."""
+    state = KeyState(seq=0.5)
+    g = acquire(state, CONFIG, 0.0, 1, INF)
+    observe(state, CONFIG, 0.0, g.ticket, 200, _ietf(50, 5.0, limit=51))
+    burst = [acquire(state, CONFIG, 0.0, 1, INF) for _ in range(5)]
+    assert all(b.at < 0.1 for b in burst)  # the burst (a tenth of 50) goes now
+    window = state.windows["default"]
+    rooms = []
+    for n, b in enumerate(reversed(burst)):  # server counts 49 .. 45; answers come 45 .. 49
+        observe(state, CONFIG, 0.05, b.ticket, 200, _ietf(45 + n, 4.95, limit=51))
+        window = state.windows["default"]
+        rooms.append(window.base - window.spent)
+    assert rooms == [41, 42, 43, 44, 45]
+
+
+def test_a_window_with_room_ends_its_slots_a_second_before_a_whole_second_reset():
+    """A reset given in whole seconds (an epoch) can be up to a second late in every answer
+    of a window: 50 per 5 s are spread so that the last slot is at least a second before the
+    reset said (a tenth of the time, before, let slots fall past a reset 0.6 s early)."""
+    state = KeyState(seq=0.5)
+    g = acquire(state, CONFIG, 0.0, 1, INF)
+    observe(state, CONFIG, 0.0, g.ticket, 200, _ietf(49, 5.0, limit=50))
+    slots = [acquire(state, CONFIG, 0.0, 1, INF).at for _ in range(49)]
+    assert max(slots) <= 5.0 - 1.0 + 1e-9
+    assert sorted(slots) == slots and slots[-1] > 3.5  # still spread, not sent at once

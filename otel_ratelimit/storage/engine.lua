@@ -56,6 +56,7 @@ local K = cfg.k -- engine constants, sent by Python so the two engines cannot dr
 local PACE_BURST, PACE_SPAN, DEFAULT_RESET = K[1], K[2], K[3]
 local PROBE_TIMEOUT, PROBE_POLL, RAMP, SPACING = K[4], K[5], K[6], K[7]
 local LEAK_MATCH, HORIZON, PEAK_NEAR, PEAK_STEP, NEAR = K[8], K[9], K[10], K[11], K[12]
+local ROUNDING, ROUNDING_SHARE = K[13], K[14]
 local adaptive = opt(cfg.adaptive)
 local codes = {}
 for _, code in ipairs(cfg.codes) do codes[code] = true end

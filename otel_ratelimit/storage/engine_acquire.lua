@@ -53,7 +53,9 @@ local function window_earliest(w, t, cost)
   local burst = math.min(w.base, math.max(1.0, math.ceil(w.base * PACE_BURST)))
   local need = w.spent + cost - burst
   if need <= 0 or w.base <= burst then return t, false end
-  local span = PACE_SPAN * (w.stop - w.start)
+  local left = w.stop - w.start
+  local span = math.max(0.0, left - math.max((1 - PACE_SPAN) * left,
+                                             math.min(ROUNDING, ROUNDING_SHARE * w.length)))
   return math.max(t, w.start + need * span / (w.base - burst + 1)), false
 end
 

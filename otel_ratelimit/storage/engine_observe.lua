@@ -51,7 +51,9 @@ local function learn(s, q, ticket, after, unseen, given)
     if old.assumed and stop <= old.start + tolerance then return end
     if not old.assumed and math.abs(stop - old.stop) <= tolerance then
       old.stop = math.max(now, math.min(stop, old.stop))
-      if estimate < old.base - old.spent then
+      local room = old.base - old.spent
+      estimate = math.min(estimate, room + given)
+      if estimate ~= room then
         old.start, old.base, old.spent = now, estimate, 0.0
         old.seq = math.max(old.seq, ticket)
       end

@@ -26,7 +26,8 @@ _PARTS = ("engine.lua", "engine_acquire.lua", "engine_observe.lua")  # one scrip
 SCRIPT = "".join(files(__package__).joinpath(part).read_text("utf-8") for part in _PARTS)
 _CONSTANTS = (engine.PACE_BURST, engine.PACE_SPAN, engine.DEFAULT_RESET, engine.PROBE_TIMEOUT,
               engine.PROBE_POLL, engine.RAMP, engine.SPACING, engine.LEAK_MATCH,
-              engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP, NEAR)  # fmt: skip
+              engine.HORIZON, engine.PEAK_NEAR, engine.PEAK_STEP, NEAR, engine.ROUNDING,
+              engine.ROUNDING_SHARE)  # fmt: skip
 _ADAPTIVE_FIELDS = ("initial_rate", "min_rate", "max_rate", "increase_step", "decrease_factor")
 _INTS = ("strikes", "sent", "answered")
 
