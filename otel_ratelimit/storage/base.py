@@ -27,15 +27,8 @@ class Storage(Protocol):
     ) -> Grant:
         """Reserve a slot for ``cost`` on ``key`` (see ``engine.acquire``)."""
 
-    def observe(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    def observe(self, key: str, config: KeyConfig, ticket: float, status: int,
+                obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """Fold a response into ``key`` (see ``engine.observe``)."""
 
     def release(self, key: str, config: KeyConfig, grant: Grant) -> None:
@@ -46,15 +39,8 @@ class Storage(Protocol):
     ) -> Grant:
         """``acquire`` for async code: never blocks the event loop."""
 
-    async def aobserve(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    async def aobserve(self, key: str, config: KeyConfig, ticket: float, status: int,
+                       obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """``observe`` for async code."""
 
     async def arelease(self, key: str, config: KeyConfig, grant: Grant) -> None:
@@ -107,15 +93,8 @@ class SteppedStorage:
         """Reserve a slot for ``cost`` on ``key``."""
         return self._step(key, partial(_acquire, config, cost, max_wait, place))
 
-    def observe(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    def observe(self, key: str, config: KeyConfig, ticket: float, status: int,
+                obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """Fold a response into ``key``."""
         return self._step(key, partial(_observe, config, ticket, status, obs, cost))
 
@@ -129,15 +108,8 @@ class SteppedStorage:
         """``acquire`` for async code."""
         return await self._astep(key, partial(_acquire, config, cost, max_wait, place))
 
-    async def aobserve(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    async def aobserve(self, key: str, config: KeyConfig, ticket: float, status: int,
+                       obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """``observe`` for async code."""
         return await self._astep(key, partial(_observe, config, ticket, status, obs, cost))
 

@@ -94,15 +94,8 @@ class FallbackStorage:
                 return self._behind_local(key, grant)
         return self._local_acquire(key, config, cost, max_wait, place, shot.error)
 
-    def observe(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    def observe(self, key: str, config: KeyConfig, ticket: float, status: int,
+                obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """Fold a response into the store that granted its slot; never raises for an outage."""
         if ticket >= 0:
             with self.health.attempt() as shot:
@@ -131,15 +124,8 @@ class FallbackStorage:
                 return self._behind_local(key, grant)
         return self._local_acquire(key, config, cost, max_wait, place, shot.error)
 
-    async def aobserve(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    async def aobserve(self, key: str, config: KeyConfig, ticket: float, status: int,
+                       obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """``observe`` for async code."""
         if ticket >= 0:
             with self.health.attempt() as shot:
@@ -235,15 +221,8 @@ class FallbackStorage:
                 return grant
         return grant.replaced(wait=max(grant.wait, until - now + _AFTER))
 
-    def _local_observe(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    def _local_observe(self, key: str, config: KeyConfig, ticket: float, status: int,
+                       obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         if ticket == _ALLOWED or self.policy != "local":
             return Outcome()
         self._seed(key, config)

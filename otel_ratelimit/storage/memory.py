@@ -78,15 +78,8 @@ class MemoryStorage(LocalClock, SteppedStorage):
         """``acquire`` for async code (a short step under a lock: it never blocks the loop)."""
         return self.acquire(key, config, cost, max_wait, place)
 
-    def observe(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    def observe(self, key: str, config: KeyConfig, ticket: float, status: int,
+                obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """Fold a response into ``key``."""
         self._take()
         try:
@@ -94,15 +87,8 @@ class MemoryStorage(LocalClock, SteppedStorage):
         finally:
             self._give()
 
-    async def aobserve(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    async def aobserve(self, key: str, config: KeyConfig, ticket: float, status: int,
+                       obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """``observe`` for async code."""
         return self.observe(key, config, ticket, status, obs, cost)
 

@@ -154,15 +154,8 @@ class RedisStorage:
         args = self._args("acquire", config, num(cost), num(max_wait), num(place))
         return grant(self._call(key, args), cost)
 
-    def observe(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    def observe(self, key: str, config: KeyConfig, ticket: float, status: int,
+                obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """Fold a response into ``key`` (one EVALSHA)."""
         args = self._args(
             "observe", config, num(ticket), str(int(status)), obs_json(obs), num(cost)
@@ -180,15 +173,8 @@ class RedisStorage:
         args = self._args("acquire", config, num(cost), num(max_wait), num(place))
         return grant(await self._acall(key, args), cost)
 
-    async def aobserve(
-        self,
-        key: str,
-        config: KeyConfig,
-        ticket: float,
-        status: int,
-        obs: Observation,
-        cost: float = 1.0,
-    ) -> Outcome:
+    async def aobserve(self, key: str, config: KeyConfig, ticket: float, status: int,
+                       obs: Observation, cost: float = 1.0) -> Outcome:  # fmt: skip
         """``observe`` for async code."""
         args = self._args(
             "observe", config, num(ticket), str(int(status)), obs_json(obs), num(cost)
