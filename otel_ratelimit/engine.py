@@ -245,11 +245,16 @@ def release(state: KeyState, config: KeyConfig, grant: Grant, now: float) -> Non
             w.spent = max(0.0, w.spent - grant.cost)
             if w.assumed and w.start > now and w.spent == 0:
                 state.windows[name] = unroll(w, now)
-    if state.answered < state.sent:  # never more than sent (see acquire)
-        state.answered += 1
-    state.out = state.out - grant.cost if state.out > grant.cost else 0.0
+    _answered(state, grant.cost)
     if grant.at >= state.last_at:  # the tail of the queue left: later tickets may go sooner
         state.last_at = now
+
+
+def _answered(state: KeyState, cost: float) -> None:
+    """A request came back (or never went): one fewer out, and its cost."""
+    if state.answered < state.sent:  # never more than sent (see acquire)
+        state.answered += 1
+    state.out = state.out - cost if state.out > cost else 0.0
 
 
 def observe(
@@ -264,10 +269,8 @@ def observe(
     """Fold one response into the key: learned windows, cooldowns and the adaptive rate.
     ``cost`` is the answered request's (``Grant.cost``)."""
     state.probing_until = 0.0
-    if state.answered < state.sent:  # never more than sent (see acquire)
-        state.answered += 1
     out = state.out
-    state.out = out - cost if out > cost else 0.0
+    _answered(state, cost)
     if status <= 0:
         return Outcome()  # no response at all (the connection failed): nothing to learn
     after = max(0.0, state.seq - ticket)  # admitted after this request: not in its numbers

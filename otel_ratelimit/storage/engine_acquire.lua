@@ -227,6 +227,11 @@ local function acquire(s, cost, max_wait, place)
   return grant(true, wait, t, s.seq, policy, false)
 end
 
+local function answered(s, cost)
+  if s.answered < s.sent then s.answered = s.answered + 1 end
+  s.out = s.out > cost and s.out - cost or 0.0
+end
+
 local function release(s, at, cost)
   for _, p in ipairs(policies(s)) do s.tats[p[1]] = math.max(now, p[2] - cost / p[3]) end
   for _, name in ipairs(s.wl) do
@@ -238,7 +243,6 @@ local function release(s, at, cost)
       if w.assumed and w.start > now and w.spent == 0 then s.w[name] = unroll(w, now) end
     end
   end
-  if s.answered < s.sent then s.answered = s.answered + 1 end
-  s.out = s.out > cost and s.out - cost or 0.0
+  answered(s, cost)
   if at >= s.last_at then s.last_at = now end
 end

@@ -120,9 +120,8 @@ end
 -- An Outcome as {backoff, cooldown, rate, with_errors}; Python adds the header errors.
 local function observe(s, ticket, status, obs, cost)
   s.probing_until = 0.0
-  if s.answered < s.sent then s.answered = s.answered + 1 end
   local out = s.out
-  s.out = out > cost and out - cost or 0.0
+  answered(s, cost)
   if status <= 0 then return {false, '0', false, 0} end
   local after = math.max(0.0, s.seq - ticket)
   local unseen = math.max(0.0, s.sent - s.answered - after)
